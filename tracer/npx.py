@@ -91,10 +91,10 @@ def layer_norm(data, gamma, beta, axis=-1, eps=1e-5):
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.9,
-               fix_gamma=False, use_global_stats=False, axis=1):
+               fix_gamma=False, use_global_stats=False, axis=1, training=None):
     """Batch normalization over every axis but ``axis``.
 
-    In training mode (``autograd.is_training()``) it normalizes with the
+    In training mode (``training``, by default ``autograd.is_training()``) it normalizes with the
     batch statistics and updates ``running_mean``/``running_var`` in place
     (``momentum`` weights the old value); otherwise it uses the running
     statistics.
@@ -102,7 +102,9 @@ def batch_norm(x, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.9
     (ax,) = normalize_axis(axis, x.ndim)
     red = tuple(i for i in range(x.ndim) if i != ax)
     shp = tuple(-1 if i == ax else 1 for i in range(x.ndim))
-    if autograd.is_training() and not use_global_stats:
+    if training is None:
+        training = autograd.is_training()
+    if training and not use_global_stats:
         mean = np.mean(x, axis=red, keepdims=True)
         centered = ops.subtract(x, mean)
         var = np.mean(ops.multiply(centered, centered), axis=red, keepdims=True)
