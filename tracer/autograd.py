@@ -10,8 +10,6 @@ own a :class:`Leaf` with their gradient buffer.
 Mode switches mirror MXNet: ``record(train_mode=True)``, ``pause()``,
 ``train_mode()``, ``predict_mode()``.
 """
-import contextlib
-
 import numpy as _onp
 
 from .ndarray import NDArray, wrap
@@ -53,26 +51,37 @@ def record_op(op, args, vals, attrs, res):
     """Called by the dispatcher while recording: attach a Node to ``res``."""
     if op.grad is None:
         return
-    parents = tuple(a._node if isinstance(a, NDArray) else None for a in args)
+    parents = [a._node if isinstance(a, NDArray) else None for a in args]
     if op.nondiff:
-        parents = tuple(None if i in op.nondiff else p for i, p in enumerate(parents))
-    if any(p is not None for p in parents):
-        res._node = Node(op, attrs, vals, res._data, parents)
+        for i in op.nondiff:
+            if i >= len(parents):
+                break
+            parents[i] = None
+    for p in parents:
+        if p is not None:
+            res._node = Node(op, attrs, vals, res._data, tuple(parents))
+            return
 
 
 # ------------------------------------------------------------------ switches
 
-@contextlib.contextmanager
-def _scope(recording, training):
-    old = state.recording, state.training
-    if recording is not None:
-        state.recording = recording
-    if training is not None:
-        state.training = training
-    try:
-        yield
-    finally:
-        state.recording, state.training = old
+class _scope:
+    """Set the recording/training flags for a ``with`` block (None: keep)."""
+    __slots__ = ('recording', 'training', 'old')
+
+    def __init__(self, recording, training):
+        self.recording, self.training = recording, training
+
+    def __enter__(self):
+        self.old = state.recording, state.training
+        if self.recording is not None:
+            state.recording = self.recording
+        if self.training is not None:
+            state.training = self.training
+        return self
+
+    def __exit__(self, *exc):
+        state.recording, state.training = self.old
 
 
 def record(train_mode=True):

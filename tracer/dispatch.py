@@ -29,9 +29,18 @@ def apply(op, args, attrs):
         res = trace_hook(op, args, attrs)
         if res is not NotImplemented:
             return res
-    vals = [a._data if isinstance(a, NDArray) else a for a in args]
+    # Unrolled for the common arities: this is the eager hot path.
+    n = len(args)
+    if n == 2:
+        a, b = args
+        vals = (a._data if isinstance(a, NDArray) else a, b._data if isinstance(b, NDArray) else b)
+    elif n == 1:
+        a = args[0]
+        vals = (a._data if isinstance(a, NDArray) else a,)
+    else:
+        vals = tuple([a._data if isinstance(a, NDArray) else a for a in args])
     try:
-        out = op.impl(*vals, **attrs)
+        out = op.impl(*vals, **attrs) if attrs else op.impl(*vals)
     except Exception as e:
         raise _explain(op, args, attrs, e) from None
     if type(out) is not _ndarray:

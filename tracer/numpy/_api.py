@@ -238,6 +238,8 @@ def matmul(a, b):
 def dot(a, b):
     """numpy.dot: sum over the last axis of ``a`` and the second-to-last of ``b``."""
     a, b = _as(a), _as(b)
+    if a.ndim == 2 and b.ndim == 2:
+        return ops.matmul(a, b)
     if a.ndim == 0 or b.ndim == 0:
         return ops.multiply(a, b)
     if b.ndim <= 2:

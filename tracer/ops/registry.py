@@ -49,7 +49,7 @@ class Op:
         self.impl = impl
         self.infer = infer
         self.grad = grad
-        self.nondiff = frozenset(nondiff)   # input positions that never get a gradient
+        self.nondiff = tuple(sorted(nondiff))   # input positions that never get a gradient
         self.doc = doc
 
     @property
