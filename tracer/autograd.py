@@ -136,28 +136,26 @@ def mark_variables(variables, gradients=None, grad_reqs='write'):
 # ------------------------------------------------------------------ backward
 
 def _topo_order(heads):
-    """Nodes reachable from ``heads``, each after all of its consumers."""
-    order, seen = [], set()
-    for head in heads:
-        if head is None or id(head) in seen:
+    """Nodes reachable from ``heads``, each before every node it depends on."""
+    order, visited = [], set()
+    stack = [(h, False) for h in heads if h is not None]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)          # post-order: after all of its inputs
             continue
-        seen.add(id(head))
-        stack = [(head, False)]
-        while stack:
-            node, done = stack.pop()
-            if done:
-                order.append(node)
-                continue
-            stack.append((node, True))
-            if isinstance(node, Node):
-                if node.inputs is None:
-                    raise RuntimeError(
-                        'backward through a graph that was already freed: pass '
-                        'retain_graph=True to the first backward() to call it again')
-                for p in node.parents:
-                    if p is not None and id(p) not in seen:
-                        seen.add(id(p))
-                        stack.append((p, False))
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if isinstance(node, Node):
+            if node.inputs is None:
+                raise RuntimeError(
+                    'backward through a graph that was already freed: pass '
+                    'retain_graph=True to the first backward() to call it again')
+            for p in node.parents:
+                if p is not None and id(p) not in visited:
+                    stack.append((p, False))
     order.reverse()
     return order
 
