@@ -150,9 +150,6 @@ def test_sigmoid_bce_gradient_is_sigmoid_minus_label():
     onp.testing.assert_allclose(grad, (onp_sigmoid(PRED) - BINARY) / K, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: npx.softrelu (used by SigmoidBCELoss) has gradient '
-                   '0 at x == 0 instead of 0.5: relu and abs both get gradient 0 at 0, so the '
-                   'stable form relu(x) + log(1 + exp(-|x|)) loses the 0.5')
 def test_sigmoid_bce_gradient_at_zero_logit():
     # A zero logit is common: e.g. an output layer initialized to zeros.
     pred = onp.zeros((2, 1))

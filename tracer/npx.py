@@ -1,7 +1,7 @@
 """``npx``: neural-network operators beyond NumPy (MXNet's ``npx``).
 
-Primitives with their own gradient: ``relu``, ``sigmoid``, ``softmax``,
-``log_softmax``, ``layer_norm``, ``erf``.  Compositions of primitives:
+Primitives with their own gradient: ``relu``, ``sigmoid``, ``softrelu``,
+``softmax``, ``log_softmax``, ``layer_norm``, ``erf``.  Compositions of primitives:
 ``gelu``, ``batch_norm``, ``dropout``, ``one_hot``, ``pick``, ``activation``,
 ``fully_connected``.
 """
@@ -11,7 +11,7 @@ from . import autograd, ops
 from .numpy import _api as np
 from .ops.registry import normalize_axis
 
-relu, sigmoid, erf = ops.relu, ops.sigmoid, ops.erf
+relu, sigmoid, erf, softrelu = ops.relu, ops.sigmoid, ops.erf, ops.softrelu
 
 _np_mode = [False]
 
@@ -60,11 +60,6 @@ def gelu(x, approximation='erf'):
 
 def leaky_relu(x, slope=0.25):
     return ops.where(ops.greater(x, 0), x, ops.multiply(x, slope))
-
-
-def softrelu(x):
-    # log(1 + exp(x)) computed stably as max(x, 0) + log(1 + exp(-|x|))
-    return ops.add(ops.relu(x), ops.log(ops.add(ops.exp(ops.negative(ops.abs(x))), 1.0)))
 
 
 def softsign(x):

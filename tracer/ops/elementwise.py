@@ -38,6 +38,14 @@ def _sigmoid(x):
 
 sigmoid = _ew('sigmoid', _sigmoid,
               lambda c, g: (multiply(g, multiply(c.out, subtract(1.0, c.out))),))
+def _softrelu(x):
+    x = _onp.asarray(x)
+    # log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))
+    return (_onp.maximum(x, 0) + _onp.log1p(_onp.exp(-_onp.abs(x)))).astype(x.dtype, copy=False)
+
+
+softrelu = _ew('softrelu', _softrelu, lambda c, g: (multiply(g, sigmoid(_x(c))),),
+               doc='log(1 + exp(x)), the smooth ReLU; its own rule keeps d/dx = 0.5 at 0')
 erf = _ew('erf', _erf, lambda c, g: (
     multiply(g, multiply(exp(negative(multiply(_x(c), _x(c)))), 2.0 / math.sqrt(math.pi))),))
 logical_not = _ew('logical_not', _onp.logical_not)
