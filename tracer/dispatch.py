@@ -95,7 +95,7 @@ def apply_inplace(op, ufunc, self, other):
         if res.dtype != self.dtype:
             from . import ops
             res = apply(ops.astype, (res,), {'dtype': self.dtype})
-        self._data, self._node = res._data, res._node
+        self._rebind(res)
         return self
     val = other._data if isinstance(other, NDArray) else other
     try:

@@ -120,6 +120,12 @@ class NDArray:
         from .autograd import backward
         backward([self], None if out_grad is None else [out_grad], retain_graph, train_mode)
 
+    def _rebind(self, other):
+        """Become ``other`` (value and history): functional in-place updates."""
+        self._data, self._node = other._data, other._node
+        if type(self) is not type(other):
+            self.__class__ = type(other)     # NDArray <-> Symbol share one layout
+
     def detach(self):
         """The same data, cut off from the autograd graph."""
         return wrap(self._data)

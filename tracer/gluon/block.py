@@ -11,11 +11,25 @@ import weakref
 
 import numpy as _onp
 
-from .. import autograd, scope
+from .. import autograd, config, scope
 from ..device import as_device
 from ..errors import ParameterFileError, ShapeError
 from ..ndarray import NDArray
+from ..graph import trace as _trace
 from .parameter import Parameter
+
+# Bumped by train()/eval(): part of every hybridized signature, so a mode
+# change retraces instead of reusing a graph built for the other mode.
+mode_version = [0]
+_hybrid = None      # runtime.hybrid, imported on the first hybridized call
+
+
+def _runtime():
+    global _hybrid
+    if _hybrid is None:
+        from runtime import hybrid
+        _hybrid = hybrid
+    return _hybrid
 
 
 class HookHandle:
@@ -67,6 +81,9 @@ class Block:
         object.__setattr__(self, '_hook_id', 0)
         object.__setattr__(self, '_mode', None)     # None: follow autograd.is_training()
         object.__setattr__(self, '_active', False)  # hybridize() flag
+        object.__setattr__(self, '_fullgraph', False)
+        object.__setattr__(self, '_cached', collections.OrderedDict())  # signature -> entry
+        object.__setattr__(self, '_recompiles', 0)
 
     # ---------------------------------------------------------------- registration
     def __setattr__(self, name, value):
@@ -110,11 +127,14 @@ class Block:
     def __call__(self, *args, **kwargs):
         for hook in tuple(self._forward_pre_hooks.values()):
             hook(self, args)
-        scope.push(self)
-        try:
-            out = self.forward(*args, **kwargs)
-        finally:
-            scope.pop()
+        if self._active and _trace.current is None and not config._debug_eager:
+            out = _runtime().call(self, args, kwargs)
+        else:
+            scope.push(self)
+            try:
+                out = self.forward(*args, **kwargs)
+            finally:
+                scope.pop()
         for hook in tuple(self._forward_hooks.values()):
             hook(self, args, out)
         return out
@@ -205,6 +225,7 @@ class Block:
                     block._reg_params[name] = shared[full]
                     if name in block.__dict__:
                         object.__setattr__(block, name, shared[full])
+        self._clear_cache()
         return self
 
     # ---------------------------------------------------------------- state
@@ -284,7 +305,13 @@ class Block:
         for _, block in self._walk():
             for p in block._reg_params.values():
                 p.cast(dtype)
+        self._clear_cache()
         return self
+
+    def _clear_cache(self):
+        for _, block in self._walk():
+            block._cached.clear()
+            object.__setattr__(block, '_recompiles', 0)
 
     def to(self, device):
         """Move to ``device``; only the CPU exists, so anything else raises."""
@@ -297,6 +324,7 @@ class Block:
         """PyTorch-style: force training behaviour (Dropout, BatchNorm) in the tree."""
         for _, block in self._walk():
             object.__setattr__(block, '_mode', bool(mode))
+        mode_version[0] += 1
         return self
 
     def eval(self):
@@ -306,20 +334,41 @@ class Block:
     def training(self):
         return autograd.is_training() if self._mode is None else self._mode
 
-    def hybridize(self, active=True, **kwargs):
-        """Mark the block (and its children) for compilation.
+    def hybridize(self, active=True, fullgraph=False, **kwargs):
+        """Compile this block (and its children) on the next call.
 
-        Tracing and native code generation are not implemented yet: a
-        hybridized block still runs its Python ``forward`` eagerly, so
-        results are exactly the eager results.
+        The first call with a new input signature (shapes, dtypes, nesting
+        of the inputs, training mode, whether autograd records) runs
+        ``forward`` on symbolic arrays and records a graph; later calls
+        with that signature run the graph without running ``forward``.
+
+        Tracing rules: ``forward`` may use any Python, loops and branches
+        included, as long as it does not need an array's *value*.  Reading
+        a value (``if x.sum() > 0``, ``float(x)``, ``.item()``,
+        ``.asnumpy()``) is a *graph break*: this block's ``forward`` then
+        runs eagerly (with a warning naming the line) while its children
+        stay compiled, and a ``Sequential`` compiles the runs of children
+        around the one that breaks.  ``fullgraph=True`` turns a break into
+        an error.  ``hybridize(active=False)`` (or ``tracer.debug_eager()``)
+        runs ``forward`` eagerly again, so ``print`` and breakpoints work.
+
+        Graphs currently run on the reference interpreter (NumPy);
+        native code generation comes next.
         """
         for _, block in self._walk():
             object.__setattr__(block, '_active', bool(active))
+            object.__setattr__(block, '_fullgraph', bool(fullgraph))
+        self._clear_cache()
         return self
 
     def export(self, path, epoch=0):
-        raise NotImplementedError('Block.export: exporting a traced graph needs hybridize() '
-                                  'tracing, which is not implemented yet')
+        """Write ``path-symbol.json`` (the graph) and ``path-%04d.params``.
+
+        The block must have run a hybridized forward; the files load with
+        ``gluon.SymbolBlock.imports`` without this Python class.
+        """
+        from runtime import export
+        return export.export_block(self, path, epoch)
 
     def summary(self, *inputs):
         """Print (and return) each layer's output shape and parameter count."""

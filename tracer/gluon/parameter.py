@@ -8,6 +8,7 @@ from .. import init as _init
 from ..device import as_device
 from ..dtypes import as_dtype
 from ..errors import ShapeError, TracerError
+from ..graph import trace as _trace
 from ..ndarray import NDArray, wrap
 
 
@@ -140,7 +141,9 @@ class Parameter:
 
     # ---------------------------------------------------------------- access
     def data(self, device=None):
-        """The parameter's array (the one autograd tracks)."""
+        """The parameter's array (the one autograd tracks); a symbol while tracing."""
+        if _trace.current is not None and self._data is not None:
+            return _trace.current.param(self)
         if self._data is None:
             self._check_initialized()
         if device is not None:

@@ -393,7 +393,7 @@ def setitem(a, key, value):
             raise RuntimeError('x[...] = value on an array with an attached gradient while '
                                'recording would overwrite the leaf being differentiated')
         res = ops.setitem(a, value, *arrays, key=template)
-        a._data, a._node = res._data, res._node
+        a._rebind(res)
         return
     from ..ops.movement import fill_key
     vals = [x._data if isinstance(x, NDArray) else x for x in arrays]

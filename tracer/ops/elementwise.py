@@ -49,6 +49,7 @@ softrelu = _ew('softrelu', _softrelu, lambda c, g: (multiply(g, sigmoid(_x(c))),
 erf = _ew('erf', _erf, lambda c, g: (
     multiply(g, multiply(exp(negative(multiply(_x(c), _x(c)))), 2.0 / math.sqrt(math.pi))),))
 logical_not = _ew('logical_not', _onp.logical_not)
+stop_gradient = _ew('stop_gradient', lambda x: x, doc='identity whose gradient is zero (detach)')
 
 
 def _astype(x, dtype):

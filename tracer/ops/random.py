@@ -19,10 +19,13 @@ def _infer(shape=(), dtype='float32', **_):
 
 uniform = register('random_uniform', Kind.OPAQUE,
                    lambda low=0.0, high=1.0, shape=(), dtype='float32':
-                   rng.uniform(low, high, shape).astype(dtype), _infer)
+                   rng.uniform(low, high, shape).astype(dtype), _infer,
+                   nondeterministic=True)
 normal = register('random_normal', Kind.OPAQUE,
                   lambda loc=0.0, scale=1.0, shape=(), dtype='float32':
-                  rng.normal(loc, scale, shape).astype(dtype), _infer)
+                  rng.normal(loc, scale, shape).astype(dtype), _infer,
+                  nondeterministic=True)
 randint = register('random_randint', Kind.OPAQUE,
                    lambda low=0, high=None, shape=(), dtype='int64':
-                   rng.integers(low, high, shape).astype(dtype), _infer)
+                   rng.integers(low, high, shape).astype(dtype), _infer,
+                   nondeterministic=True)

@@ -41,15 +41,17 @@ class Spec(NamedTuple):
 
 class Op:
     """One primitive.  Call it like a function on arrays or scalars."""
-    __slots__ = ('name', 'kind', 'impl', 'infer', 'grad', 'nondiff', 'doc')
+    __slots__ = ('name', 'kind', 'impl', 'infer', 'grad', 'nondiff', 'nondeterministic', 'doc')
 
-    def __init__(self, name, kind, impl, infer, grad=None, nondiff=(), doc=''):
+    def __init__(self, name, kind, impl, infer, grad=None, nondiff=(), nondeterministic=False,
+                 doc=''):
         self.name = name
         self.kind = kind
         self.impl = impl
         self.infer = infer
         self.grad = grad
         self.nondiff = tuple(sorted(nondiff))   # input positions that never get a gradient
+        self.nondeterministic = nondeterministic  # random: never folded, always traced
         self.doc = doc
 
     @property
@@ -74,11 +76,11 @@ OPS: dict = {}
 _apply: Optional[Callable] = None   # set by tracer.dispatch (avoids an import cycle)
 
 
-def register(name, kind, impl, infer, grad=None, nondiff=(), doc=''):
+def register(name, kind, impl, infer, grad=None, nondiff=(), nondeterministic=False, doc=''):
     """Declare a primitive.  Adding an op means one call to this function."""
     if name in OPS:
         raise ValueError(f'op {name!r} is already registered')
-    op = Op(name, kind, impl, infer, grad, nondiff, doc)
+    op = Op(name, kind, impl, infer, grad, nondiff, nondeterministic, doc)
     OPS[name] = op
     return op
 

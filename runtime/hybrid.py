@@ -1,0 +1,331 @@
+"""The hybridized call path: one entry per input signature.
+
+``call(block, args, kwargs)`` looks the signature up in the block's cache;
+a miss traces ``forward`` into a graph (``GraphEntry``), or, when the trace
+hits a graph break, records the break and runs ``forward`` eagerly with
+every child still hybridized (``EagerEntry``).  A Sequential whose trace
+breaks is split into maximal runs of traceable children, each compiled as
+one unit (``SegmentedEntry``).
+
+Graphs run on the reference interpreter for now.  Under
+``autograd.record()`` a graph call is one tape node per output, whose
+backward runs the backward graph built from the registry's gradient rules.
+"""
+import warnings
+
+import numpy as _onp
+
+from tracer import autograd, scope
+from tracer.errors import TracerError
+from tracer.graph.backward import build_backward
+from tracer.graph.interpreter import Program
+from tracer.graph.trace import GraphBreak, Symbol, Trace, tracing
+from tracer.ndarray import NDArray, wrap
+
+MAX_RECOMPILES = 8
+_warned_sites = set()
+
+
+class FullGraphError(TracerError):
+    """``hybridize(fullgraph=True)`` and the forward has a graph break."""
+
+
+class GraphBreakWarning(UserWarning):
+    """A hybridized forward needed an array's value; that block runs eagerly."""
+
+
+# ------------------------------------------------------------------ signatures
+def flatten(obj, leaves):
+    """Structure of ``obj`` with arrays replaced by slots appended to ``leaves``."""
+    if isinstance(obj, (NDArray, _onp.ndarray)):
+        leaves.append(obj)
+        return '*'
+    if isinstance(obj, (list, tuple)):
+        return (type(obj).__name__, tuple(flatten(o, leaves) for o in obj))
+    if isinstance(obj, dict):
+        return ('dict', tuple((k, flatten(v, leaves)) for k, v in sorted(obj.items())))
+    try:
+        hash(obj)
+    except TypeError:
+        raise TracerError(f'hybridized blocks take arrays, tuples, lists, dicts and hashable '
+                          f'constants as arguments, not {type(obj).__name__}') from None
+    return ('const', obj)
+
+
+def unflatten(tree, leaves):
+    it = iter(leaves)
+
+    def build(t):
+        if t == '*':
+            return next(it)
+        kind, body = t
+        if kind == 'const':
+            return body
+        if kind == 'dict':
+            return {k: build(v) for k, v in body}
+        items = [build(b) for b in body]
+        return tuple(items) if kind == 'tuple' else items
+    return build(tree)
+
+
+def _mode_key():
+    from tracer.gluon.block import mode_version
+    return (autograd.is_training(), autograd.is_recording(), mode_version[0])
+
+
+def signature(args, kwargs):
+    leaves = []
+    tree = flatten((args, kwargs), leaves)
+    specs = tuple((tuple(a.shape), a.dtype.str) for a in leaves)
+    return (tree, specs, _mode_key()), leaves
+
+
+def _describe_change(old, new):
+    (t0, s0, m0), (t1, s1, m1) = old, new
+    if t0 != t1:
+        return 'the structure or constant arguments of the inputs'
+    if m0 != m1:
+        return 'training/recording mode'
+    for i, (a, b) in enumerate(zip(s0, s1)):
+        if a != b:
+            return f'input {i}: shape/dtype {a} -> {b}'
+    return 'input signature'
+
+
+# ------------------------------------------------------------------ entries
+class GraphEntry:
+    """A traced graph for one signature, run by the interpreter."""
+    kind = 'graph'
+
+    def __init__(self, block, trace, in_nodes, out_tree, out_nodes, updates):
+        self.block_name = type(block).__name__
+        self.graph = trace.graph
+        self.inputs = in_nodes
+        self.out_tree = out_tree
+        self.outputs = out_nodes
+        self.updates = updates          # [(Parameter, node)] state written after each call
+        self.params = [(d['param'], n) for n, d in self.graph.nodes(data=True)
+                       if 'param' in d]
+        self.program = Program(self.graph, in_nodes, out_nodes + [n for _, n in updates])
+        self._backward = {}
+
+    def run(self, block, args, kwargs, leaves):
+        values = [a._data if isinstance(a, NDArray) else _onp.asarray(a) for a in leaves]
+        recording = autograd.is_recording()
+        tracked = recording and (
+            any(isinstance(a, NDArray) and a._node is not None for a in leaves) or
+            any(p._data is not None and p._data._node is not None for p, _ in self.params))
+        if tracked:
+            outs, env = self.program.run(values, keep_env=True)
+        else:
+            outs, env = self.program.run(values), None
+        nout = len(self.outputs)
+        for (p, _), v in zip(self.updates, outs[nout:]):
+            p._data._data[...] = v
+        results = [wrap(o) for o in outs[:nout]]
+        if tracked:
+            self._record(leaves, env, results)
+        return unflatten(self.out_tree, results)
+
+    # ------------------------------------------------------------ autograd
+    def _record(self, leaves, env, results):
+        wrt_arrays = [a for a in leaves] + [p._data for p, _ in self.params]
+        wrt_nodes = list(self.inputs) + [n for _, n in self.params]
+        parents = tuple(a._node if isinstance(a, NDArray) else None for a in wrt_arrays)
+        if not any(p is not None for p in parents):
+            return
+        for k, r in enumerate(results):
+            if r.dtype.kind != 'f':
+                continue
+            r._node = autograd.Node(_GraphGrad(self, env, k, wrt_nodes, parents), {}, (),
+                                    r._data, parents)
+
+    def backward_graph(self, wrt_nodes):
+        key = tuple(wrt_nodes)
+        bwd = self._backward.get(key)
+        if bwd is None:
+            bwd = build_backward(self.graph, self.outputs, wrt_nodes)
+            live = [n for n in bwd.outputs if n is not None]
+            bwd.program = Program(bwd.graph, bwd.inputs, live)
+            self._backward[key] = bwd
+        return bwd
+
+
+class _GraphGrad:
+    """Tape op for output ``k`` of a graph call: runs the backward graph."""
+    name = 'hybridized_graph'
+    nondiff = ()
+
+    def __init__(self, entry, env, k, wrt_nodes, parents):
+        self.entry, self.env, self.k = entry, env, k
+        self.wrt_nodes, self.parents = wrt_nodes, parents
+
+    def grad(self, ctx, g):
+        entry = self.entry
+        bwd = entry.backward_graph(self.wrt_nodes)
+        slot = entry.program.slot
+        values = []
+        for kind, ref in bwd.input_keys:
+            if kind == 'saved':
+                values.append(self.env[slot[ref]])
+            elif ref == self.k:
+                values.append(g._data)
+            else:
+                d = entry.graph.nodes[entry.outputs[ref]]
+                values.append(_onp.zeros(d['shape'], d['dtype']))
+        outs = iter(bwd.program.run(values))
+        grads = []
+        for n, parent in zip(bwd.outputs, self.parents):
+            grads.append(wrap(next(outs)) if n is not None else None)
+        return tuple(grads)
+
+
+class EagerEntry:
+    """The forward broke: run Python eagerly (children stay hybridized)."""
+    kind = 'eager'
+
+    def __init__(self, brk):
+        self.brk = brk
+
+    def run(self, block, args, kwargs, leaves):
+        return block.forward(*args, **kwargs)
+
+
+class SegmentedEntry:
+    """A Sequential whose trace broke: maximal runs of children compiled as
+    one unit each, around the child that breaks (which runs its own
+    hybridized call, so its children stay compiled).  A run that breaks
+    later splits the same way."""
+    kind = 'segmented'
+
+    def __init__(self, brk, k):
+        self.brk, self.k = brk, k
+        self.plan = None
+
+    def run(self, seq, args, kwargs, leaves):
+        if self.plan is None:
+            layers, k = seq._layers, self.k
+            owner = getattr(seq, 'owner', seq)
+            self.plan = ([_Run(owner, layers[:k])] if k > 0 else []) + [layers[k]] + \
+                ([_Run(owner, layers[k + 1:])] if k + 1 < len(layers) else [])
+        x = args
+        for step in self.plan:
+            x = call(step, x, {}, push=False) if type(step) is _Run else step(*x)
+            x = (x,)
+        return x[0]
+
+
+def _broken_child(brk, seq):
+    """Index in ``seq._layers`` of the child whose forward broke, or None."""
+    owner = getattr(seq, 'owner', seq)
+    stack = brk.stack
+    for i, b in enumerate(stack[:-1]):
+        if b is owner:
+            child = stack[i + 1]
+            for j, layer in enumerate(seq._layers):
+                if layer is child:
+                    return j
+    return None
+
+
+class _Run:
+    """A slice of a Sequential's children, compiled as one unit."""
+
+    def __init__(self, owner, layers):
+        self.owner, self._layers = owner, list(layers)
+        self._cached = {}
+        self._fullgraph = owner._fullgraph
+        self._recompiles = 0
+
+    def forward(self, *x):
+        for layer in self._layers:
+            x = (layer(*x),)
+        return x[0]
+
+
+# ------------------------------------------------------------------ the call path
+def call(block, args, kwargs, push=True):
+    """Run a hybridized block (or a _Run) on concrete inputs."""
+    key, leaves = signature(args, kwargs)
+    entry = block._cached.get(key)
+    if entry is None:
+        entry = _trace(block, args, kwargs, key, leaves, push)
+    if push:
+        scope.push(block)
+    try:
+        return entry.run(block, args, kwargs, leaves)
+    finally:
+        if push:
+            scope.pop()
+
+
+def _input_names(n):
+    return ['data'] if n == 1 else [f'data{i}' for i in range(n)]
+
+
+def _trace(block, args, kwargs, key, leaves, push):
+    """Trace ``block.forward`` for this signature and cache the entry."""
+    cache = block._cached
+    if cache:
+        block._recompiles += 1
+        if block._recompiles == MAX_RECOMPILES:
+            last = next(reversed(cache))
+            warnings.warn(f'{type(block).__name__} has been traced {MAX_RECOMPILES + 1} times; '
+                          f'the last change was {_describe_change(last, key)}. It keeps working, '
+                          f'but each new signature costs a trace.', stacklevel=4)
+    trace = Trace()
+    names = _input_names(len(leaves))
+    syms = [trace.input(nm, a.shape, a.dtype) for nm, a in zip(names, leaves)]
+    sargs, skw = unflatten(flatten((args, kwargs), []), syms)
+    if push:
+        scope.push(block)
+    try:
+        with tracing(trace):
+            out = block.forward(*sargs, **skw)
+    except GraphBreak as brk:
+        entry = _fallback(block, brk)
+    else:
+        entry = _graph_entry(block, trace, out)
+    finally:
+        if push:
+            scope.pop()
+    cache[key] = entry
+    return entry
+
+
+def _graph_entry(block, trace, out):
+    out_leaves = []
+    out_tree = flatten(out, out_leaves)
+    out_nodes = []
+    for o in out_leaves:
+        if type(o) is not Symbol:
+            o = trace.symbol(trace.constant(o))
+        out_nodes.append(o.node)
+    updates = [(p, sym.node) for p, sym, orig in trace.params.values() if sym.node != orig]
+    return GraphEntry(block, trace, trace.inputs, out_tree, out_nodes, updates)
+
+
+def _fallback(block, brk):
+    name = type(block.owner if type(block) is _Run else block).__name__
+    if block._fullgraph:
+        raise FullGraphError(f'{name} was hybridized with fullgraph=True but its forward has '
+                             f'a {brk}') from None
+    if hasattr(block, '_layers') and hasattr(block, 'forward'):
+        k = _broken_child(brk, block)
+        if k is not None and _is_sequential(block):
+            return SegmentedEntry(brk, k)
+    if brk.source not in _warned_sites:
+        _warned_sites.add(brk.source)
+        filename, _, line = brk.source.rpartition(':')
+        warnings.warn_explicit(f'{brk}; {name}.forward runs eagerly there (its hybridized '
+                               f'children stay compiled). hybridize(fullgraph=True) makes this '
+                               f'an error.', GraphBreakWarning, filename or '<unknown>',
+                               int(line) if line.isdigit() else 0)
+    return EagerEntry(brk)
+
+
+def _is_sequential(block):
+    if type(block) is _Run:
+        return True
+    from tracer.gluon.nn.containers import HybridSequential, Sequential
+    return type(block).forward in (Sequential.forward, HybridSequential.forward)

@@ -1,0 +1,34 @@
+"""Process-wide debugging switches, all in one place.
+
+``TRACER_DEBUG_EAGER=1`` (environment), ``set_debug_eager(True)`` or
+``with debug_eager():`` make every hybridized block run its Python
+``forward`` eagerly, so ``print`` and ``breakpoint()`` work inside it.
+"""
+import os
+
+_debug_eager = os.environ.get('TRACER_DEBUG_EAGER', '') not in ('', '0')
+
+
+def is_debug_eager():
+    return _debug_eager
+
+
+def set_debug_eager(flag=True):
+    """Turn debug-eager mode on or off; returns the previous setting."""
+    global _debug_eager
+    old, _debug_eager = _debug_eager, bool(flag)
+    return old
+
+
+class debug_eager:
+    """``with tracer.debug_eager():`` -- hybridized blocks run eagerly inside."""
+
+    def __init__(self, flag=True):
+        self.flag = flag
+
+    def __enter__(self):
+        self.old = set_debug_eager(self.flag)
+        return self
+
+    def __exit__(self, *exc):
+        set_debug_eager(self.old)
