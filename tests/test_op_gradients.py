@@ -58,12 +58,6 @@ def distinct(*shape, spacing=0.1):
     return _rng.permutation(vals).reshape(shape).astype(onp.float64)
 
 
-def pair_apart(*shape, gap=0.15):
-    """(a, b) with |a - b| >= gap everywhere (no ties for maximum/minimum)."""
-    a = rnd(*shape)
-    return a, a + away(*shape, margin=gap)
-
-
 def clip_input(shape, lo, hi, margin=0.05):
     """Values spread below, inside and above [lo, hi], never within margin of a bound."""
     x = rnd(*shape, lo=lo - 1.0, hi=hi + 1.0)
@@ -98,6 +92,7 @@ def case(id, inputs, diff=None, **attrs):
         diff = tuple(i for i, x in enumerate(inputs)
                      if isinstance(x, onp.ndarray) and x.dtype == onp.float64)
     return Case(inputs, attrs, tuple(diff), id)
+
 
 
 def _binary_cases(make):
@@ -180,8 +175,11 @@ CASES = {
     'relu': [case('away_from_0', [away(3, 4)])],
     'sigmoid': [case('2d', [rnd(3, 4, lo=-4, hi=4)]),
                 case('large_magnitude', [onp.array([-30.0, -8.0, -0.5, 0.0, 0.5, 8.0, 30.0])])],
+    'softrelu': [case('2d', [rnd(3, 4, lo=-4, hi=4)]),
+                 case('zero_and_large', [onp.array([-40.0, -5.0, 0.0, 5.0, 40.0])])],
     'erf': [case('2d', [rnd(3, 4, lo=-2.5, hi=2.5)]),
-            case('both_branches', [onp.array([-3.1, -2.6, -2.4, -0.3, 0.0, 0.7, 2.45, 2.55, 3.2])])],
+            case('both_branches',
+                 [onp.array([-3.1, -2.6, -2.4, -0.3, 0.0, 0.7, 2.45, 2.55, 3.2])])],
     'astype': [case('f64_to_f64', [rnd(3, 4)], dtype='float64')],
     'clip': [case('both_bounds', [clip_input((4, 5), -0.4, 0.5)], a_min=-0.4, a_max=0.5),
              case('min_only', [clip_input((4, 5), 0.1, 0.1)], a_min=0.1, a_max=None),
@@ -216,13 +214,18 @@ CASES = {
             case('axis_1_keepdims', [distinct(2, 3, 4)], axis=(1,), keepdims=True)],
     'softmax': [case('2d_axis1', [rnd(3, 5, lo=-2, hi=2)], axis=1),
                 case('2d_axis0', [rnd(3, 5, lo=-2, hi=2)], axis=0),
-                case('3d_axis1', [rnd(2, 3, 4, lo=-2, hi=2)], axis=1)],
+                case('3d_axis1', [rnd(2, 3, 4, lo=-2, hi=2)], axis=1),
+                case('axis_minus1', [rnd(3, 5, lo=-2, hi=2)], axis=-1),
+                case('default_axis', [rnd(3, 5, lo=-2, hi=2)])],
     'log_softmax': [case('2d_axis1', [rnd(3, 5, lo=-2, hi=2)], axis=1),
                     case('2d_axis0', [rnd(3, 5, lo=-2, hi=2)], axis=0),
-                    case('3d_axis2', [rnd(2, 3, 4, lo=-2, hi=2)], axis=2)],
+                    case('3d_axis2', [rnd(2, 3, 4, lo=-2, hi=2)], axis=2),
+                    case('default_axis', [rnd(3, 5, lo=-2, hi=2)])],
     'layer_norm': [case('2d_last', [rnd(3, 5), pos(5), rnd(5)], axis=1, eps=1e-5),
                    case('3d_middle', [rnd(2, 3, 4), pos(3), rnd(3)], axis=1, eps=1e-3),
-                   case('only_x', [rnd(3, 5), pos(5), rnd(5)], diff=(0,), axis=1, eps=1e-5)],
+                   case('only_x', [rnd(3, 5), pos(5), rnd(5)], diff=(0,), axis=1, eps=1e-5),
+                   case('axis_minus1', [rnd(2, 3, 4), pos(4), rnd(4)], axis=-1, eps=1e-5),
+                   case('default_attrs', [rnd(3, 5), pos(5), rnd(5)])],
     # ------------------------------------------------------------ linalg
     'matmul': [case('2d', [rnd(3, 4), rnd(4, 2)]),
                case('batch_bcast', [rnd(2, 1, 3, 4), rnd(3, 4, 2)]),
@@ -265,13 +268,8 @@ CASES = {
         case('scalar_value', [rnd(4, 5), 0.5], key=(slice(None), 2)),
         case('only_value_diff', [rnd(4, 5), rnd(2, 2)], diff=(1,),
              key=(slice(1, 3), slice(2, 4))),
-        pytest.param(
-            case('index_array_dups', [rnd(4, 5), rnd(3, 5), _idx(0, 2, 0)], key=(IndexArg(0),)),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason='BUG: setitem gradient w.r.t. value with duplicate indices gives every '
-                       'duplicate the gradient, but numpy assignment keeps only the last write '
-                       '(earlier duplicates do not affect the output)')),
+        # duplicates: only the last write to a row reaches the output
+        case('index_array_dups', [rnd(4, 5), rnd(3, 5), _idx(0, 2, 0)], key=(IndexArg(0),)),
     ],
 }
 
@@ -281,15 +279,7 @@ CASES = {
 def _flat_cases():
     for name in sorted(CASES):
         for c in CASES[name]:
-            if hasattr(c, 'values') and hasattr(c, 'marks'):      # a pytest.param
-                (inner,) = c.values
-                yield pytest.param(name, inner, marks=c.marks, id=f'{name}-{inner.id}')
-            else:
-                yield pytest.param(name, c, id=f'{name}-{c.id}')
-
-
-def _case_names(entries):
-    return [(e.values[0].id if hasattr(e, 'marks') else e.id) for e in entries]
+            yield pytest.param(name, c, id=f'{name}-{c.id}')
 
 
 def _to_nd(x, differentiable):
@@ -387,7 +377,7 @@ def test_cases_only_name_registered_ops():
 
 def test_case_ids_unique():
     for name, entries in CASES.items():
-        ids = _case_names(entries)
+        ids = [c.id for c in entries]
         assert len(ids) == len(set(ids)), name
 
 
@@ -409,10 +399,12 @@ NONDIFF_CALLS = {
     'logical_and': lambda x: OPS['logical_and'](x, x),
     'logical_or': lambda x: OPS['logical_or'](x, x),
     'logical_not': lambda x: OPS['logical_not'](x),
+    'invert': lambda x: OPS['invert'](OPS['greater'](x, 0.0)),
     'sign': lambda x: OPS['sign'](x),
     'floor_divide': lambda x: OPS['floor_divide'](x, 0.7),
     'argmax': lambda x: OPS['argmax'](x, axis=(1,), keepdims=False),
     'argmin': lambda x: OPS['argmin'](x, axis=None, keepdims=False),
+    'stop_gradient': lambda x: OPS['stop_gradient'](x),
     'random_uniform': lambda x: OPS['random_uniform'](shape=x.shape, dtype='float64'),
     'random_normal': lambda x: OPS['random_normal'](shape=x.shape, dtype='float64'),
     'random_randint': lambda x: OPS['random_randint'](low=0, high=5, shape=x.shape),
@@ -456,6 +448,23 @@ def test_nondifferentiable_op_is_a_constant_inside_a_larger_graph(name):
         loss = (x * c + x).sum()
     loss.backward()
     expected = numeric_grad(lambda a: float(onp.sum(a[0] * ref(a[0]) + a[0])), [xv], 0)
+    onp.testing.assert_allclose(x.grad.asnumpy(), expected, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize('dtype', ['int32', 'bool'])
+def test_astype_to_integer_has_no_gradient(dtype):
+    xv = onp.array([0.3, 1.6, -2.2, 2.7])         # away from integers (and from 0 for bool)
+    w = onp.array([1.0, -2.0, 3.0, 0.5])
+    x = tnp.array(xv, dtype='float64')
+    x.attach_grad()
+    with autograd.record():
+        loss = (x.astype(dtype) * tnp.array(w, dtype='float64')).sum()
+    expected = numeric_grad(lambda a: float(onp.sum(a[0].astype(dtype) * w)), [xv], 0)
+    assert onp.all(expected == 0)
+    try:
+        loss.backward()
+    except RuntimeError:
+        return                  # no gradient path at all is also correct
     onp.testing.assert_allclose(x.grad.asnumpy(), expected, rtol=RTOL, atol=ATOL)
 
 
@@ -562,9 +571,9 @@ def test_grad_gelu():
 
 
 def test_grad_softrelu():
-    x = rnd(3, 4, lo=-5, hi=5)
-    _check_composite(npx.softrelu, lambda a: onp.log1p(onp.exp(a)), [away(3, 4, scale=5.0)])
-    del x
+    _check_composite(npx.softrelu, lambda a: onp.log1p(onp.exp(a)), [rnd(3, 4, lo=-5, hi=5)])
+    _check_composite(lambda a: npx.activation(a, 'softrelu'), lambda a: onp.log1p(onp.exp(a)),
+                     [onp.array([-30.0, -1.0, 0.0, 2.0, 30.0])])
 
 
 def _bn_np(x, gamma, beta, eps=1e-5):

@@ -62,7 +62,7 @@ def _explain(op, args, attrs, err):
     try:
         op.spec(*args, **attrs)
     except ShapeError as shape_err:
-        return ShapeError(f'{shape_err}{_scope.where()}')
+        return type(shape_err)(f'{shape_err}{_scope.where()}')
     except Exception:
         pass
     note = (f'while computing {op.name}({_registry.describe_args(args)})'

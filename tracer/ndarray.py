@@ -201,8 +201,8 @@ def _install_methods():
         setattr(NDArray, f'__{name}__', binary(op))
     NDArray.__neg__ = unary(ops.negative)
     NDArray.__abs__ = unary(ops.abs)
-    NDArray.__pos__ = lambda self: self
-    NDArray.__invert__ = unary(ops.logical_not)
+    NDArray.__pos__ = lambda self: api.copy(self)
+    NDArray.__invert__ = unary(ops.invert)
     NDArray.__getitem__ = api.getitem
     NDArray.__setitem__ = api.setitem
 

@@ -128,7 +128,8 @@ def dropout(data, p=0.5, axes=(), mode='training'):
         return ops.multiply(data, 0.0)
     shape = tuple(1 if i in axes else d for i, d in enumerate(data.shape))
     keep = ops.greater_equal(ops.random.uniform(shape=shape, dtype='float32'), p)
-    return ops.multiply(data, ops.multiply(keep, 1.0 / (1.0 - p)))
+    scale = ops.multiply(ops.astype(keep, dtype=data.dtype.name), 1.0 / (1.0 - p))
+    return ops.multiply(data, scale)
 
 
 def one_hot(data, depth, on_value=1.0, off_value=0.0, dtype='float32'):

@@ -12,6 +12,7 @@ from .parameter import Constant, DeferredInitializationError, Parameter
 from . import nn
 from . import loss
 from .trainer import Trainer
+from .symbol_block import SymbolBlock
 
 
 def _make_F():
@@ -28,4 +29,4 @@ def _make_F():
 F = _make_F()
 
 __all__ = ['Block', 'HybridBlock', 'Parameter', 'Constant', 'DeferredInitializationError',
-           'nn', 'loss', 'Trainer', 'HookHandle']
+           'nn', 'loss', 'Trainer', 'HookHandle', 'SymbolBlock']

@@ -112,7 +112,7 @@ def replay(graph, inputs, outputs, input_values, param_value):
             continue
         d = graph.nodes[n]
         op = d['op']
-        if op in ('param', 'constant') and ('param' in d or 'name' in d and 'value' not in d):
+        if 'param' in d:
             env[n] = param_value(d)
         elif op == 'constant':
             from ..ndarray import wrap

@@ -209,7 +209,7 @@ class Trace:
         try:
             spec = op.spec(*args, **attrs)
         except ShapeError as e:
-            raise ShapeError(f'{e}{scope.where()}') from None
+            raise type(e)(f'{e}{scope.where()}') from None
         edges, scalars = [], {}
         for pos, a in enumerate(args):
             if type(a) is Symbol:

@@ -121,7 +121,7 @@ sign = ops.sign
 equal, not_equal, less, less_equal = ops.equal, ops.not_equal, ops.less, ops.less_equal
 greater, greater_equal = ops.greater, ops.greater_equal
 logical_and, logical_or, logical_not = ops.logical_and, ops.logical_or, ops.logical_not
-where = ops.where
+invert = bitwise_not = ops.invert
 
 
 def square(x):
@@ -135,7 +135,26 @@ def reciprocal(x):
 def clip(a, a_min=None, a_max=None):
     if a_min is None and a_max is None:
         raise ValueError('clip: one of a_min and a_max must be given')
-    return ops.clip(a, a_min=a_min, a_max=a_max)
+    if isinstance(a_min, (int, float, type(None))) and isinstance(a_max, (int, float, type(None))):
+        return ops.clip(a, a_min=a_min, a_max=a_max)
+    # array bounds are operands, not static attributes
+    if a_min is not None:
+        a = ops.maximum(a, a_min)
+    return a if a_max is None else ops.minimum(a, a_max)
+
+
+def nonzero(a):
+    """Indices of the non-zero elements (data-dependent shape: eager only)."""
+    return tuple(wrap(i) for i in _onp.nonzero(_onp.asarray(a)))
+
+
+def where(condition, x=None, y=None):
+    """``where(c, x, y)`` picks elementwise; ``where(c)`` is ``nonzero(c)``."""
+    if x is None and y is None:
+        return nonzero(condition)
+    if x is None or y is None:
+        raise ValueError('where: give both x and y, or neither')
+    return ops.where(condition, x, y)
 
 
 def astype(x, dtype, copy=True):
@@ -221,6 +240,9 @@ def matmul(a, b):
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError('matmul: scalar operands are not allowed, use * instead')
     va, vb = a.ndim == 1, b.ndim == 1
+    if (va or vb) and a.shape[-1] != b.shape[0 if vb else -2]:
+        raise ShapeError(f'matmul: contraction size mismatch: {a.shape} @ {b.shape} '
+                         f'({a.shape[-1]} != {b.shape[0 if vb else -2]})')
     if va:
         a = ops.reshape(a, shape=(1, a.shape[0]))
     if vb:

@@ -5,7 +5,7 @@
 """
 from .registry import OPS, GradCtx, Kind, Op, Spec, get, register  # noqa: F401
 from .elementwise import (  # noqa: F401
-    abs, add, astype, clip, divide, equal, erf, exp, floor_divide, greater, greater_equal,
+    abs, add, astype, invert, clip, divide, equal, erf, exp, floor_divide, greater, greater_equal,
     less, less_equal, log, logical_and, logical_not, logical_or, maximum, minimum, mod,
     multiply, negative, not_equal, power, relu, sigmoid, sign, softrelu, sqrt, stop_gradient,
     subtract, tanh, where)

@@ -49,6 +49,7 @@ softrelu = _ew('softrelu', _softrelu, lambda c, g: (multiply(g, sigmoid(_x(c))),
 erf = _ew('erf', _erf, lambda c, g: (
     multiply(g, multiply(exp(negative(multiply(_x(c), _x(c)))), 2.0 / math.sqrt(math.pi))),))
 logical_not = _ew('logical_not', _onp.logical_not)
+invert = _ew('invert', _onp.invert, doc='bitwise not (logical not on booleans)')
 stop_gradient = _ew('stop_gradient', lambda x: x, doc='identity whose gradient is zero (detach)')
 
 
@@ -58,7 +59,10 @@ def _astype(x, dtype):
 
 def _astype_grad(c, g):
     x = _x(c)
-    return (astype(g, dtype=str(x.dtype)) if x.dtype.kind == 'f' else None,)
+    # casting to int or bool is piecewise constant: no gradient flows back
+    if x.dtype.kind != 'f' or _onp.dtype(c.attrs['dtype']).kind != 'f':
+        return (None,)
+    return (astype(g, dtype=str(x.dtype)),)
 
 
 astype = register('astype', Kind.ELEMENTWISE, _astype,

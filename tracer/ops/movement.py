@@ -14,6 +14,10 @@ from .registry import Kind, Spec, normalize_axis, register, spec_of
 from .util import unbroadcast
 
 
+class IndexShapeError(ShapeError, IndexError):
+    """An index outside the array (an IndexError, as in NumPy)."""
+
+
 class IndexArg(NamedTuple):
     """Placeholder in an indexing key for the ``pos``-th index array input."""
     pos: int
@@ -117,7 +121,7 @@ def _getitem_infer(x, *idx, key):
     try:
         return Spec(_abstract(s)[fill_key(key, _index_probe(idx))].shape, s.dtype)
     except IndexError as e:
-        raise ShapeError(f'index {key} does not fit an array of shape {s.shape}: {e}') from None
+        raise IndexShapeError(f'index {key} does not fit an array of shape {s.shape}: {e}') from None
 
 
 def _getitem_grad(c, g):
@@ -168,11 +172,30 @@ def _setitem_infer(x, value, *idx, key):
     return Spec(s.shape, s.dtype)
 
 
+def _last_writer_mask(x, idx, key):
+    """Where index arrays repeat a position, only the last write survives:
+    True at the selected elements that are the last writer of their target."""
+    from . import equal, reshape
+    sel = _getitem_infer(x, *idx, key=key).shape
+    n = 1
+    for d in sel:
+        n *= d
+    ids = _onp.arange(n, dtype=_onp.int64).reshape(sel)
+    owners = setitem(_onp.full(tuple(x.shape), -1, _onp.int64), ids, *idx, key=key)
+    return equal(getitem(owners, *idx, key=key), reshape(ids, shape=sel))
+
+
 def _setitem_grad(c, g):
+    from . import multiply
     x, value, *idx = c.inputs
     key = c.attrs['key']
     gx = setitem(g, 0.0, *idx, key=key) if c.needs[0] else None
-    gv = unbroadcast(getitem(g, *idx, key=key), value) if c.needs[1] else None
+    gv = None
+    if c.needs[1]:
+        picked = getitem(g, *idx, key=key)
+        if idx:
+            picked = multiply(picked, _last_writer_mask(x, idx, key))
+        gv = unbroadcast(picked, value)
     return (gx, gv) + (None,) * len(idx)
 
 

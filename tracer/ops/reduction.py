@@ -108,13 +108,13 @@ def _softmax_grad(c, g):
     from . import multiply, subtract, sum as sum_
     y = c.out
     gy = multiply(g, y)
-    ax = (c.attrs['axis'] % len(y.shape),)
+    ax = (c.attrs.get('axis', -1) % len(y.shape),)
     return (subtract(gy, multiply(y, sum_(gy, axis=ax, keepdims=True))),)
 
 
 def _log_softmax_grad(c, g):
     from . import exp, multiply, subtract, sum as sum_
-    s = sum_(g, axis=(c.attrs['axis'] % len(g.shape),), keepdims=True)
+    s = sum_(g, axis=(c.attrs.get('axis', -1) % len(g.shape),), keepdims=True)
     return (subtract(g, multiply(exp(c.out), s)),)
 
 
@@ -150,7 +150,7 @@ def _layer_norm_infer(x, gamma, beta, axis=-1, eps=1e-5):
 def _layer_norm_grad(c, g):
     from . import (add, divide, multiply, reshape, sqrt, subtract, sum as sum_)
     x, gamma, beta = c.inputs
-    axis, eps = c.attrs['axis'], c.attrs['eps']
+    axis, eps = c.attrs.get('axis', -1), c.attrs.get('eps', 1e-5)
     ax = (axis % len(x.shape),)
     n = count(x.shape, ax)
     shp = _param_shape(len(x.shape), ax[0])

@@ -66,7 +66,7 @@ class Op:
         try:
             return self.infer(*args, **attrs)
         except ShapeError as e:
-            raise ShapeError(f'{self.name}: {e}') from None
+            raise type(e)(f'{self.name}: {e}') from None
 
     def __repr__(self):
         return f'<Op {self.name} ({self.kind.value})>'
