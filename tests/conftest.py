@@ -13,3 +13,5 @@ def _seed():
     from tracer import np
     np.random.seed(0)
     numpy.random.seed(0)
+    from runtime import hybrid
+    hybrid._warned_sites.clear()      # "warn once per site" is per process

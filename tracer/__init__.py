@@ -23,6 +23,8 @@ del _install_methods
 
 from . import init  # noqa: E402
 from . import gluon  # noqa: E402
+from .config import debug_eager, is_debug_eager, set_debug_eager  # noqa: E402
+from .explain import explain  # noqa: E402
 
 from . import device as context  # noqa: E402  (MXNet name)
 Context = Device
@@ -30,4 +32,4 @@ num_gpus = lambda: 0  # noqa: E731
 
 __version__ = '0.1.0'
 __all__ = ['np', 'npx', 'autograd', 'gluon', 'init', 'ops', 'cpu', 'gpu', 'Device',
-           'NDArray', 'errors']
+           'NDArray', 'errors', 'explain', 'debug_eager', 'set_debug_eager', 'is_debug_eager']

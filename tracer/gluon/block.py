@@ -370,6 +370,11 @@ class Block:
         from runtime import export
         return export.export_block(self, path, epoch)
 
+    def graph_dot(self, *inputs):
+        """Graphviz DOT text of the graph(s) ``hybridize`` builds for ``inputs``."""
+        from ..explain import explain
+        return explain(self, *inputs).dot()
+
     def summary(self, *inputs):
         """Print (and return) each layer's output shape and parameter count."""
         from .summary import summarize

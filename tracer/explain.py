@@ -1,0 +1,85 @@
+"""``tracer.explain(block, *inputs)``: what hybridize did with a block for
+these inputs -- the graph, graph breaks with their source lines, the
+signatures traced so far, and (as they land) passes and kernels."""
+from collections import Counter
+
+from .graph.dot import to_dot
+
+
+class Explanation:
+    """Attributes: ``graph`` (networkx, or None if the block broke),
+    ``graphs`` (every compiled unit, segments included), ``breaks``,
+    ``signatures``, ``passes``, ``kernels``.  ``str()`` is a report."""
+
+    def __init__(self, block, entry, key, signatures):
+        self.block = block
+        self.entry = entry
+        self.signatures = signatures
+        self.graphs = []
+        self.breaks = []
+        self._collect(block, entry)
+        self.graph = entry.graph if entry.kind == 'graph' else None
+        self.passes = []     # filled once graph passes exist (issue 5)
+        self.kernels = []    # filled once native code generation exists (issue 6)
+
+    def _collect(self, owner, entry):
+        if entry.kind == 'graph':
+            self.graphs.append((type(owner).__name__, entry.graph))
+            return
+        if entry.kind == 'eager':      # a segmented entry's break is its child's
+            self.breaks.append({'source': entry.brk.source, 'reason': entry.brk.reason,
+                                'scope': entry.brk.scope, 'block': type(owner).__name__})
+        for step in getattr(entry, 'plan', None) or []:
+            for sub in step._cached.values():
+                self._collect(getattr(step, 'owner', step), sub)
+        if entry.kind == 'eager':
+            for _, child in owner._walk():
+                if child is not owner:
+                    for sub in child._cached.values():
+                        if sub.kind != 'graph':
+                            self._collect(child, sub)
+
+    def dot(self):
+        """DOT text of every compiled graph (one digraph each)."""
+        return ''.join(to_dot(g, name) for name, g in self.graphs)
+
+    def __str__(self):
+        out = [f'{type(self.block).__name__}: {self.entry.kind} '
+               f'({len(self.signatures)} signature(s) traced)']
+        for i, sig in enumerate(self.signatures):
+            out.append(f'  signature {i}: {sig}')
+        for b in self.breaks:
+            where = f" in block '{b['scope']}'" if b['scope'] else ''
+            out.append(f"  graph break at {b['source']}{where} ({b['block']}): {b['reason']}")
+        for name, g in self.graphs:
+            ops = Counter(d['op'] for _, d in g.nodes(data=True))
+            out.append(f'  graph of {name}: {g.number_of_nodes()} nodes '
+                       f'({", ".join(f"{k} x{v}" for k, v in sorted(ops.items()))})')
+            for n, d in g.nodes(data=True):
+                args = ', '.join(f'#{u}' for u, _ in sorted(g.in_edges(n), key=lambda e: e[0]))
+                scope = d.get('scope') or '-'
+                out.append(f"    #{n:<4} {d['op']:<14} {str(list(d['shape'])):<16} "
+                           f"{d['dtype']:<8} {scope:<14} {args:<16} {d.get('source', '')}")
+        return '\n'.join(out)
+
+    __repr__ = __str__
+
+
+def _describe_signature(key):
+    tree, specs, (training, recording, _) = key
+    arrays = ', '.join(f'{dt}{list(shape)}' for shape, dt in specs)
+    return f'({arrays}) training={training} recording={recording}'
+
+
+def explain(block, *inputs, **kwargs):
+    """Hybridize ``block`` if needed, run it on ``inputs`` and explain the result."""
+    from runtime import hybrid
+    from . import autograd
+    if not block._active:
+        block.hybridize()
+    with autograd.pause():
+        key, _ = hybrid.signature(inputs, kwargs)
+        if key not in block._cached:
+            block(*inputs, **kwargs)
+    entry = block._cached[key]
+    return Explanation(block, entry, key, [_describe_signature(k) for k in block._cached])
