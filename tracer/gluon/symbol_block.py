@@ -1,6 +1,11 @@
 """``SymbolBlock``: a block rebuilt from an exported graph, without the
 Python class that produced it.  Its forward replays the graph through the
 dispatcher, so it runs eagerly with autograd, and hybridizes like any block.
+
+The graph was traced for particular input shapes.  Inputs may change the
+first (batch) axis; an op whose recorded attributes depend on the batch
+size (a reshape to a fixed shape, say) then fails with a ShapeError
+naming the op, never a silent wrong answer.
 """
 from ..graph import serialize
 from ..graph.interpreter import replay
@@ -54,12 +59,14 @@ class SymbolBlock(HybridBlock):
             raise TypeError(f'SymbolBlock expects {len(self._input_nodes)} inputs, got '
                             f'{len(inputs)}')
         for x, n in zip(inputs, self._input_nodes):
-            shape = tuple(self._graph.nodes[n]['shape'])
-            if tuple(x.shape) != shape:
+            d = self._graph.nodes[n]
+            shape = tuple(d['shape'])
+            # the batch axis may differ from the traced one; every other axis must match
+            if len(x.shape) != len(shape) or tuple(x.shape[1:]) != shape[1:]:
                 from ..errors import ShapeError
-                raise ShapeError(f"SymbolBlock input {self._graph.nodes[n]['name']!r} has shape "
-                                 f"{tuple(x.shape)}, but the exported graph was traced for "
-                                 f"{shape}")
+                raise ShapeError(f"SymbolBlock input {d['name']!r} has shape {tuple(x.shape)}, "
+                                 f"but the exported graph was traced for {shape} (only the "
+                                 f"first axis may differ)")
         outs = replay(self._graph, self._input_nodes,
                       self._output_nodes + [n for _, n in self._updates], inputs,
                       lambda d: d['param'].data())
