@@ -6,6 +6,7 @@ from tracer import np, npx
 from tracer.gluon import nn
 npx.set_np()
 from tracer import gluon  # noqa: E402
+import numpy as onp  # noqa: E402
 
 
 class MLP(nn.Block):
@@ -98,6 +99,10 @@ def count(params, trainable_only=False):
 
 
 if __name__ == '__main__':
+    import warnings
+
+    import tracer
+    warnings.simplefilter('ignore', UserWarning)      # graph breaks are shown by explain
     np.random.seed(0)
     X = np.random.uniform(size=(2, 20))
     for name, net in make_models().items():
@@ -106,5 +111,14 @@ if __name__ == '__main__':
         print(f'== {name}: output shape {y.shape}, {count(params)} parameters '
               f'({count(params, True)} trainable)')
         print(net)
-        print('output:', y)
+        print('eager output:', y)
+        net.hybridize()
+        diff = float(onp.abs(net(X).asnumpy() - y.asnumpy()).max())
+        report = tracer.explain(net, X)
+        print(f'hybridized: max |difference| to eager = {diff:.2e}; '
+              f'{sum(g.number_of_nodes() for _, g in report.graphs)} graph nodes, '
+              f'{len(report.breaks)} graph break(s)')
+        for b in report.breaks:
+            print(f"  break at {b['source']}: {b['reason']}")
         print()
+    print(tracer.explain(make_models()['MLP'], X))
