@@ -34,24 +34,27 @@ def _latest_graph_entry(block):
 def export_block(block, path, epoch=0):
     entry = _latest_graph_entry(block)
     names = {id(p): n for n, p in block.collect_params().items()}
-    for p, node in entry.params:
-        names.setdefault(id(p), f'{p.name}{node}')
-    graph = entry.graph
+    for node, d in entry.traced.nodes(data=True):
+        if 'param' in d:
+            names.setdefault(id(d['param']), f"{d['param'].name}{node}")
+    graph = entry.traced            # the importer re-optimizes
     doc = {
         'format': serialize.FORMAT,
         'version': serialize.VERSION,
         'producer': f'tracer {tracer.__version__}',
-        'inputs': [{'node': n, 'name': graph.nodes[n]['name']} for n in entry.inputs],
+        'inputs': [{'node': n, 'name': graph.nodes[n]['name']} for n in graph.graph['inputs']],
         'outputs': serialize.encode(entry.out_tree),
-        'output_nodes': list(entry.outputs),
-        'updates': [[names[id(p)], n] for p, n in entry.updates],
+        'output_nodes': list(graph.graph['outputs']),
+        'updates': [[names[id(p)], n] for (p, _), n in zip(entry.updates,
+                                                           graph.graph['updates'])],
         'graph': serialize.graph_to_json(graph, names),
     }
     sym_file = f'{path}-symbol.json'
     with open(sym_file, 'w') as f:
         json.dump(doc, f)
     arrays = {}
-    for p, _ in entry.params:
+    traced_params = {id(d['param']): d['param'] for _, d in graph.nodes(data=True) if 'param' in d}
+    for p in traced_params.values():
         kind = 'arg' if p.grad_req != 'null' else 'aux'
         arrays[f'{kind}:{names[id(p)]}'] = p.data()._data
     param_file = f'{path}-{epoch:04d}.params'

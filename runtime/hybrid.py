@@ -15,6 +15,7 @@ import warnings
 
 import numpy as _onp
 
+from codegen.passes import PassContext, optimize
 from tracer import autograd, scope
 from tracer.errors import TracerError
 from tracer.graph.backward import build_backward
@@ -93,23 +94,42 @@ def _describe_change(old, new):
 
 
 # ------------------------------------------------------------------ entries
+class StaleGraph(Exception):
+    """A value folded into the graph changed: the signature must retrace."""
+
+
 class GraphEntry:
-    """A traced graph for one signature, run by the interpreter."""
+    """A traced and optimized graph for one signature, run by the interpreter."""
     kind = 'graph'
 
-    def __init__(self, block, trace, in_nodes, out_tree, out_nodes, updates):
+    def __init__(self, block, trace, out_tree, out_nodes, updates):
         self.block_name = type(block).__name__
-        self.graph = trace.graph
-        self.inputs = in_nodes
+        traced = trace.graph
+        traced.graph.update(inputs=list(trace.inputs), outputs=list(out_nodes),
+                            updates=[n for _, n in updates])
+        self.traced = traced
+        self.folded = []                # (Parameter, version) baked into constants
+        ctx = PassContext(freeze=block._freeze and not autograd.is_recording(),
+                          param_value=self._param_value, disabled=block._disabled_passes)
+        self.graph, self.reports = optimize(traced, ctx)
+        g = self.graph.graph
+        self.inputs, self.outputs = list(g['inputs']), list(g['outputs'])
         self.out_tree = out_tree
-        self.outputs = out_nodes
-        self.updates = updates          # [(Parameter, node)] state written after each call
+        self.updates = [(p, n) for (p, _), n in zip(updates, g['updates'])]
         self.params = [(d['param'], n) for n, d in self.graph.nodes(data=True)
                        if 'param' in d]
-        self.program = Program(self.graph, in_nodes, out_nodes + [n for _, n in updates])
+        self.program = Program(self.graph, self.inputs, self.outputs + list(g['updates']))
         self._backward = {}
 
+    def _param_value(self, d):
+        p = d['param']
+        self.folded.append((p, p._version))
+        return p.data()._data
+
     def run(self, block, args, kwargs, leaves):
+        for p, version in self.folded:
+            if p._version != version:
+                raise StaleGraph(p)
         values = [a._data if isinstance(a, NDArray) else _onp.asarray(a) for a in leaves]
         recording = autograd.is_recording()
         tracked = recording and (
@@ -146,7 +166,9 @@ class GraphEntry:
         if bwd is None:
             bwd = build_backward(self.graph, self.outputs, wrt_nodes)
             live = [n for n in bwd.outputs if n is not None]
-            bwd.program = Program(bwd.graph, bwd.inputs, live)
+            bwd.graph.graph.update(inputs=list(bwd.inputs), outputs=live, updates=[])
+            bwd.graph, bwd.reports = optimize(bwd.graph, PassContext())
+            bwd.program = Program(bwd.graph, bwd.inputs, bwd.graph.graph['outputs'])
             self._backward[key] = bwd
         return bwd
 
@@ -235,6 +257,8 @@ class _Run:
         self.owner, self._layers = owner, list(layers)
         self._cached = {}
         self._fullgraph = owner._fullgraph
+        self._freeze = owner._freeze
+        self._disabled_passes = owner._disabled_passes
         self._recompiles = 0
 
     def forward(self, *x):
@@ -254,6 +278,14 @@ def call(block, args, kwargs, push=True):
         scope.push(block)
     try:
         return entry.run(block, args, kwargs, leaves)
+    except StaleGraph as stale:
+        p = stale.args[0]
+        if p.grad_req != 'null':
+            warnings.warn(f'parameter {p.name!r} changed after hybridize(freeze=True) folded it '
+                          f'into the graph; re-tracing (hybridize() again without freeze to '
+                          f'train)', stacklevel=3)
+        del block._cached[key]
+        return call(block, args, kwargs, push=False) if push else call(block, args, kwargs, push)
     finally:
         if push:
             scope.pop()
@@ -302,7 +334,7 @@ def _graph_entry(block, trace, out):
             o = trace.symbol(trace.constant(o))
         out_nodes.append(o.node)
     updates = [(p, sym.node) for p, sym, orig in trace.params.values() if sym.node != orig]
-    return GraphEntry(block, trace, trace.inputs, out_tree, out_nodes, updates)
+    return GraphEntry(block, trace, out_tree, out_nodes, updates)
 
 
 def _fallback(block, brk):

@@ -82,6 +82,8 @@ class Block:
         object.__setattr__(self, '_mode', None)     # None: follow autograd.is_training()
         object.__setattr__(self, '_active', False)  # hybridize() flag
         object.__setattr__(self, '_fullgraph', False)
+        object.__setattr__(self, '_freeze', False)
+        object.__setattr__(self, '_disabled_passes', frozenset())
         object.__setattr__(self, '_cached', collections.OrderedDict())  # signature -> entry
         object.__setattr__(self, '_recompiles', 0)
 
@@ -334,7 +336,7 @@ class Block:
     def training(self):
         return autograd.is_training() if self._mode is None else self._mode
 
-    def hybridize(self, active=True, fullgraph=False, **kwargs):
+    def hybridize(self, active=True, fullgraph=False, freeze=False, disable_passes=(), **kwargs):
         """Compile this block (and its children) on the next call.
 
         The first call with a new input signature (shapes, dtypes, nesting
@@ -352,12 +354,26 @@ class Block:
         an error.  ``hybridize(active=False)`` (or ``tracer.debug_eager()``)
         runs ``forward`` eagerly again, so ``print`` and breakpoints work.
 
+        The graph is then optimized (``codegen.passes``: constant folding,
+        simplification, dedupe, dead code, fusion grouping, memory
+        planning).  ``freeze=True`` is for inference: parameter values are
+        folded into the graph too (a parameter changed later through
+        ``set_data``, a Trainer or ``load_parameters`` is detected and the
+        graph re-traced, with a warning).  ``disable_passes=('cse',)``
+        (or ``TRACER_DISABLE_PASSES=cse``) skips passes for debugging.
+
         Graphs currently run on the reference interpreter (NumPy);
         native code generation comes next.
         """
+        from codegen.passes import PASS_NAMES
+        unknown = set(disable_passes) - set(PASS_NAMES)
+        if unknown:
+            raise ValueError(f'unknown passes {sorted(unknown)}; passes: {", ".join(PASS_NAMES)}')
         for _, block in self._walk():
             object.__setattr__(block, '_active', bool(active))
             object.__setattr__(block, '_fullgraph', bool(fullgraph))
+            object.__setattr__(block, '_freeze', bool(freeze))
+            object.__setattr__(block, '_disabled_passes', frozenset(disable_passes))
         self._clear_cache()
         return self
 

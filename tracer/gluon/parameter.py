@@ -40,6 +40,7 @@ class Parameter:
         self.grad_req = grad_req if differentiable else 'null'
         self._data = None
         self._deferred = None      # (init, default_init) waiting for the shape
+        self._version = 0          # bumped on every value change compiled graphs may have folded
 
     # ---------------------------------------------------------------- shape
     @staticmethod
@@ -123,6 +124,7 @@ class Parameter:
         self._set(chosen(self.name, self._shape, self.dtype))
 
     def _set(self, array):
+        self._version += 1
         self._data = wrap(_onp.array(array, dtype=self.dtype, copy=True))
         self._attach()
 
@@ -175,6 +177,7 @@ class Parameter:
             self._set(arr)
         else:
             self._data._data[...] = arr
+            self._version += 1
 
     def zero_grad(self):
         if self._data is not None and self._grad_req != 'null':

@@ -115,6 +115,7 @@ class Trainer:
             if p._data is None:
                 p._check_initialized()
             self._optimizer.update(i, p)
+            p._version += 1
 
     def zero_grad(self):
         for p in self._params:

@@ -111,24 +111,6 @@ def graph_from_json(data):
 
 
 def verify(graph):
-    """Check the graph is a DAG whose every node matches its op's shape rule."""
-    from .trace import spec_of_node
-    if not nx.is_directed_acyclic_graph(graph):
-        raise GraphFileError('the graph has a cycle')
-    for n in nx.topological_sort(graph):
-        d = graph.nodes[n]
-        if d['op'] in SOURCE_OPS:
-            continue
-        try:
-            args = [spec_of_node(graph, s) if s is not None else v
-                    for _, s, v in arguments(graph, n)]
-        except KeyError:
-            raise GraphFileError(f"node {n} ({d['op']}) has missing or repeated argument "
-                                 f"positions") from None
-        try:
-            spec = ops.get(d['op']).spec(*args, **d['attrs'])
-        except Exception as e:
-            raise GraphFileError(f"node {n} ({d['op']}) does not check out: {e}") from None
-        if tuple(spec.shape) != tuple(d['shape']) or spec.dtype.name != d['dtype']:
-            raise GraphFileError(f"node {n} ({d['op']}) records shape {d['shape']} "
-                                 f"{d['dtype']} but its inputs give {spec.shape} {spec.dtype}")
+    """Check a loaded graph; failures are GraphFileErrors."""
+    from .ir import check
+    check(graph, GraphFileError)
