@@ -296,5 +296,5 @@ def test_explain_and_dot():
     assert ex.breaks == [] and ex.graph.number_of_nodes() == 19
     assert 'NestMLP: graph' in str(ex) and 'matmul' in str(ex)
     dot = net.graph_dot(x)
-    assert dot.startswith('digraph') and 'cluster' in dot and 'label="net.0"' in dot
+    assert dot.startswith('digraph') and 'label="group 0: matmul (net.0)"' in dot
     assert dot.count('->') == ex.graph.number_of_edges()

@@ -7,9 +7,12 @@ from .graph.dot import to_dot
 
 
 class Explanation:
-    """Attributes: ``graph`` (networkx, or None if the block broke),
-    ``graphs`` (every compiled unit, segments included), ``breaks``,
-    ``signatures``, ``passes``, ``kernels``.  ``str()`` is a report."""
+    """Attributes: ``graph`` (the optimized networkx graph, or None if the
+    block broke; node attribute ``group`` is its fusion group),
+    ``traced_graph`` (before passes), ``graphs`` (every compiled unit,
+    segments included), ``breaks``, ``signatures``, ``passes`` (one report
+    per pass), ``groups`` (fusion groups), ``memory`` (the buffer plan with
+    peak bytes before and after) and ``kernels``.  ``str()`` is a report."""
 
     def __init__(self, block, entry, key, signatures):
         self.block = block
@@ -18,8 +21,12 @@ class Explanation:
         self.graphs = []
         self.breaks = []
         self._collect(block, entry)
-        self.graph = entry.graph if entry.kind == 'graph' else None
-        self.passes = []     # filled once graph passes exist (issue 5)
+        is_graph = entry.kind == 'graph'
+        self.graph = entry.graph if is_graph else None
+        self.traced_graph = entry.traced if is_graph else None
+        self.passes = list(entry.reports) if is_graph else []
+        self.groups = entry.graph.graph.get('groups', {}) if is_graph else {}
+        self.memory = entry.graph.graph.get('memory') if is_graph else None
         self.kernels = []    # filled once native code generation exists (issue 6)
 
     def _collect(self, owner, entry):
@@ -51,15 +58,27 @@ class Explanation:
         for b in self.breaks:
             where = f" in block '{b['scope']}'" if b['scope'] else ''
             out.append(f"  graph break at {b['source']}{where} ({b['block']}): {b['reason']}")
+        if self.passes:
+            out.append('  passes:')
+            out += [f'    {r}' for r in self.passes]
         for name, g in self.graphs:
+            groups = g.graph.get('groups', {})
+            if groups:
+                out.append(f'  fusion groups of {name}:')
+                for i, grp in groups.items():
+                    ops_ = ' -> '.join(g.nodes[n]['op'] for n in grp['nodes'])
+                    out.append(f"    group {i:<3} {grp['kind']:<11} kernel {grp['kernel'][:8]}  "
+                               f"{ops_}")
             ops = Counter(d['op'] for _, d in g.nodes(data=True))
             out.append(f'  graph of {name}: {g.number_of_nodes()} nodes '
                        f'({", ".join(f"{k} x{v}" for k, v in sorted(ops.items()))})')
             for n, d in g.nodes(data=True):
                 args = ', '.join(f'#{u}' for u, _ in sorted(g.in_edges(n), key=lambda e: e[0]))
                 scope = d.get('scope') or '-'
+                grp = d.get('group', '-')
                 out.append(f"    #{n:<4} {d['op']:<14} {str(list(d['shape'])):<16} "
-                           f"{d['dtype']:<8} {scope:<14} {args:<16} {d.get('source', '')}")
+                           f"{d['dtype']:<8} g{grp!s:<4} {scope:<14} {args:<16} "
+                           f"{d.get('source', '')}")
         return '\n'.join(out)
 
     __repr__ = __str__

@@ -1,5 +1,6 @@
 """Graphviz DOT text for a graph (no graphviz package needed to produce it).
-Nodes are grouped into clusters by block scope."""
+Nodes are grouped into clusters by fusion group when the graph has been
+through the fusion pass, otherwise by block scope."""
 from collections import defaultdict
 
 _COLORS = {'input': '#cde8ff', 'param': '#ffe9b3', 'constant': '#eeeeee'}
@@ -15,8 +16,16 @@ def to_dot(graph, name='graph'):
     lines = [f'digraph "{name}" {{', '  rankdir=TB;', '  node [shape=box, style=filled, '
              'fillcolor=white, fontname="Helvetica", fontsize=10];']
     clusters = defaultdict(list)
+    by_group = 'groups' in graph.graph
     for n, d in graph.nodes(data=True):
-        clusters[d.get('scope', '')].append(n)
+        if by_group:
+            g = d.get('group')
+            grp = graph.graph['groups'].get(g)
+            key = '' if grp is None else \
+                f"group {g}: {grp['kind']} ({graph.nodes[grp['root']].get('scope') or '-'})"
+        else:
+            key = d.get('scope', '')
+        clusters[key].append(n)
     for i, (scope, nodes) in enumerate(sorted(clusters.items())):
         indent = '  '
         if scope:
