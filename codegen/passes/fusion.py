@@ -36,7 +36,8 @@ def _kind(d):
 def _swaps_last_two(d):
     axes = (d.get('attrs') or {}).get('axes')
     k = len(d['shape'])
-    return k >= 2 and axes is not None and tuple(axes) == tuple(range(k - 2)) + (k - 1, k - 2)
+    axes = tuple(reversed(range(k))) if axes is None else tuple(a % k for a in axes)
+    return k >= 2 and axes == tuple(range(k - 2)) + (k - 1, k - 2)
 
 
 def _can_join(graph, n, c, group):
