@@ -39,12 +39,10 @@ class Explanation:
         for step in getattr(entry, 'plan', None) or []:
             for sub in step._cached.values():
                 self._collect(getattr(step, 'owner', step), sub)
-        if entry.kind == 'eager':
-            for _, child in owner._walk():
-                if child is not owner:
-                    for sub in child._cached.values():
-                        if sub.kind != 'graph':
-                            self._collect(child, sub)
+        if entry.kind == 'eager':            # its children ran their own calls
+            for _, child in owner._live_children():
+                for sub in child._cached.values():
+                    self._collect(child, sub)
 
     def dot(self):
         """DOT text of every compiled graph (one digraph each)."""
