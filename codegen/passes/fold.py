@@ -38,7 +38,7 @@ def run(graph, ctx):
         values = [_value(graph.nodes[s], ctx) if s is not None else v for _, s, v in args]
         with _onp.errstate(all='ignore'):
             value = _onp.asarray(op.impl(*values, **(d.get('attrs') or {})))
-        value = _onp.ascontiguousarray(value, dtype=d['dtype'])
+        value = _onp.array(value, dtype=d['dtype'], order='C')    # keeps 0-d shapes
         graph.remove_edges_from(list(graph.in_edges(n, keys=True)))
         d.update(op='constant', value=value, attrs={}, scalars={})
         folded += 1
