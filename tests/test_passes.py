@@ -278,20 +278,25 @@ def test_founding_models_fusion_groups():
 
 # ------------------------------------------------------------------ memory
 def _check_plan(h):
-    """Simulate the plan: no buffer holds two values that are live together."""
+    """Simulate the plan: no buffer holds two values that are live together
+    (a reshape alias keeps its base value alive until the alias's last reader)."""
     plan = h.graph['memory']
     order = [h.graph['groups'][i] for i in sorted(h.graph['groups'])]
     root_group = {g['root']: i for i, g in enumerate(order)}
+    base = {r: b for r, (kind, b) in plan['assign'].items() if kind == 'alias'}
     last = {}
     for i, g in enumerate(order):
         for s in g['inputs']:
+            s = base.get(s, s)
             if s in root_group:
                 last[s] = i
     holder = {}
     for i, g in enumerate(order):
         r = g['root']
         kind, b = plan['assign'][r]
-        if kind == 'workspace':
+        if kind == 'alias':
+            assert h.nodes[r]['op'] == 'reshape' and r not in h.graph['outputs']
+        elif kind == 'workspace':
             prev = holder.get(b)
             if prev is not None:
                 # the previous value must be dead, or read only by this group (in place)
@@ -307,6 +312,7 @@ def test_memory_plan_reuses_buffers_safely():
     def fn(x, w):
         h = x
         for _ in range(4):
+            h = h.reshape(8, 32).reshape(16, 16) * 1.5
             h = npx.softmax(np.matmul(h, w)) * 2.0 + 1.0
             h = npx.relu(h.sum(axis=1, keepdims=True) - h)
         return h

@@ -7,6 +7,10 @@ its last reader's group.  Dead buffers are reused best-fit, and an
 elementwise group writes in place over an input buffer of its size that
 dies at that group.
 
+A group that is only a reshape (not an output) gets no buffer: its value
+aliases its input's storage (``('alias', value)``), whose buffer then lives
+until the reshape's last reader.
+
 Reports peak bytes before (every node's value kept, as the interpreter
 does) and after (the plan's peak live workspace), and stores the plan in
 ``graph.graph['memory']`` and each root's ``buffer`` attribute.
@@ -21,9 +25,16 @@ def run(graph, ctx):
     exits = set(roots(graph))
     order = [groups[i] for i in sorted(groups)]
     root_group = {g['root']: i for i, g in enumerate(order)}
+    base = {}                                  # reshape value -> the value it aliases
+    for g in order:
+        r = g['root']
+        if len(g['nodes']) == 1 and graph.nodes[r]['op'] == 'reshape' and r not in exits:
+            (src,) = g['inputs']
+            base[r] = base.get(src, src)
     last_use = {}
     for i, g in enumerate(order):
         for s in g['inputs']:
+            s = base.get(s, s)
             if s in root_group:
                 last_use[s] = i
     sizes, assign, inplace = [], {}, []
@@ -31,7 +42,7 @@ def run(graph, ctx):
     peak = 0
 
     def release(value):
-        kind, b = assign[value]
+        kind, b = assign.get(value, (None, None))
         if kind == 'workspace' and owner.get(b) == value:
             del owner[b]
             live.discard(b)
@@ -40,6 +51,9 @@ def run(graph, ctx):
     for i, g in enumerate(order):
         r = g['root']
         size = nbytes(graph.nodes[r])
+        if r in base:
+            assign[r] = ('alias', base[r])
+            continue
         if r in exits:
             assign[r] = ('output', None)
         else:
@@ -65,12 +79,13 @@ def run(graph, ctx):
             live.add(buf)
         peak = max(peak, sum(sizes[b] for b in live))
         for s in g['inputs']:
+            s = base.get(s, s)
             if last_use.get(s) == i and s in assign:
                 release(s)
         if r not in last_use:            # written but never read by a later group
             release(r)
     for r, (kind, b) in assign.items():
-        graph.nodes[r]['buffer'] = f'{kind}:{b}' if kind == 'workspace' else 'output'
+        graph.nodes[r]['buffer'] = f'{kind}:{b}'
     before = sum(nbytes(d) for n, d in graph.nodes(data=True) if d['op'] not in SOURCE_OPS)
     graph.graph['memory'] = {'buffers': sizes, 'assign': assign, 'inplace': inplace,
                              'peak_before': before, 'peak_after': peak,
