@@ -16,7 +16,7 @@ import warnings
 import numpy as _onp
 
 from codegen.passes import PassContext, optimize
-from tracer import autograd, scope
+from tracer import autograd, config, scope
 from tracer.errors import TracerError
 from tracer.graph.backward import build_backward
 from tracer.graph.interpreter import Program
@@ -120,6 +120,22 @@ class GraphEntry:
                        if 'param' in d]
         self.program = Program(self.graph, self.inputs, self.outputs + list(g['updates']))
         self._backward = {}
+        self.native, self.native_error = None, None
+        if config.native_enabled():
+            self._compile_native(block)
+
+    def _compile_native(self, block):
+        from codegen.lower.irutil import LoweringError
+
+        from .executable import Executable
+        try:
+            self.native = Executable(self.graph, name=type(block).__name__.lower())
+        except LoweringError as e:            # an op or form without a lowering yet
+            self.native_error = str(e)
+        except Exception as e:                # a code generator bug must not stop the user
+            self.native_error = f'{type(e).__name__}: {e}'
+            warnings.warn(f'native compilation of {type(block).__name__} failed, running its '
+                          f'graph on the interpreter: {self.native_error}', stacklevel=6)
 
     def _param_value(self, d):
         p = d['param']
@@ -137,6 +153,8 @@ class GraphEntry:
             any(p._data is not None and p._data._node is not None for p, _ in self.params))
         if tracked:
             outs, env = self.program.run(values, keep_env=True)
+        elif self.native is not None:
+            outs, env = self._run_native(values), None
         else:
             outs, env = self.program.run(values), None
         nout = len(self.outputs)
@@ -146,6 +164,19 @@ class GraphEntry:
         if tracked:
             self._record(leaves, env, results)
         return unflatten(self.out_tree, results)
+
+    def _run_native(self, values):
+        try:
+            return self.native.run(values)
+        except ValueError:
+            # the native entry refused an array: a non-contiguous or misaligned view
+            # is copied; anything else gets an error naming the block
+            fixed = [_onp.ascontiguousarray(v) for v in values]
+            try:
+                return self.native.run(fixed)
+            except ValueError as e:
+                from tracer.errors import ShapeError
+                raise ShapeError(f'{self.block_name}{scope.where()}: {e}') from None
 
     # ------------------------------------------------------------ autograd
     def _record(self, leaves, env, results):

@@ -3,10 +3,18 @@
 ``TRACER_DEBUG_EAGER=1`` (environment), ``set_debug_eager(True)`` or
 ``with debug_eager():`` make every hybridized block run its Python
 ``forward`` eagerly, so ``print`` and ``breakpoint()`` work inside it.
+
+``TRACER_NATIVE=0`` runs hybridized graphs on the NumPy reference
+interpreter instead of native code (to rule the code generator out).
 """
 import os
 
 _debug_eager = os.environ.get('TRACER_DEBUG_EAGER', '') not in ('', '0')
+
+
+def native_enabled():
+    return os.environ.get('TRACER_NATIVE', '1') not in ('0', '')
+
 
 
 def is_debug_eager():

@@ -10,8 +10,8 @@ and the group can absorb it:
 - a matmul or reduction into an elementwise-only group of its output
   shape, becoming the group's anchor with that group as its *epilogue*
   (bias, activation, residual add; ``sum(...) > 1``);
-- a transpose of the last two axes into the matmul that reads it (the
-  kernel reads the operand transposed).
+- a transpose of the last two axes into the matmul that reads it as its
+  right operand (the kernel reads that operand transposed).
 
 Groups are trees rooted at their one output, hence convex.  Every group
 gets a structural hash (networkx Weisfeiler-Lehman over ops, attributes,
@@ -53,7 +53,8 @@ def _can_join(graph, n, c, group):
     if kind in ANCHORS:
         return group['anchor'] is None and d['shape'] == graph.nodes[group['root']]['shape']
     if d['op'] == 'transpose' and ckind == Kind.MATMUL and c == group['anchor']:
-        return _swaps_last_two(d)
+        positions = {e['pos'] for _, _, e in graph.out_edges(n, data=True)}
+        return positions == {1} and _swaps_last_two(d)     # read as trans_b
     return False
 
 
@@ -72,7 +73,11 @@ def run(graph, ctx):
         target = None
         if readers and n not in exits and len(gids) == 1 and None not in gids:
             gid = gids.pop()
-            if all(_can_join(graph, n, c, groups[gid]) for c in readers):
+            anchor = groups[gid]['anchor']
+            # a prologue value feeds only its anchor (the kernel computes it inside
+            # the anchor's loops, where the epilogue cannot see it)
+            prologue_only = anchor not in readers or readers == [anchor]
+            if prologue_only and all(_can_join(graph, n, c, groups[gid]) for c in readers):
                 target = gid
         if target is None:
             target = len(groups)

@@ -386,7 +386,9 @@ def _index_key(key):
         if k is None or k is Ellipsis or isinstance(k, (slice, bool, int, _onp.integer)):
             template.append(int(k) if isinstance(k, _onp.integer) else k)
         elif isinstance(k, (NDArray, _onp.ndarray, list, tuple, range)):
-            if not isinstance(k, NDArray):
+            if isinstance(k, NDArray) and k.dtype.kind == 'f':
+                k = ops.astype(k, dtype='int64')      # MXNet: float index arrays (np.array
+            if not isinstance(k, NDArray):            # of a list is float32) index too
                 k = _onp.asarray(k)
                 if k.dtype.kind not in 'biu':
                     raise IndexError(f'index arrays must be integers or booleans, got {k.dtype}')

@@ -1,0 +1,1 @@
+"""Lowering of optimized graphs to LLVM IR (see codegen/lower/module.py)."""

@@ -1,0 +1,290 @@
+"""Lower an optimized graph (fusion groups + memory plan) to one LLVM module.
+
+The module holds one kernel per fusion group, a ``run(table)`` function
+that calls them in order (through OpenMP's ``GOMP_parallel`` for kernels
+with enough work), and a CPython ``METH_FASTCALL`` entry that validates
+every argument array natively, fills the buffer table and calls ``run``:
+one hybridized forward is one native call.
+
+Buffer table: slot 0 points at an i32 status word; the other slots hold
+the data pointers of inputs, parameters, outputs (arguments of the entry),
+literal constants, workspace buffers and the host callback (statics, taken
+from the ``self`` array the runtime binds to the entry, so the object code
+holds no process-specific address and can be cached on disk).
+"""
+from dataclasses import dataclass, field
+
+import numpy as _onp
+from llvmlite import ir
+
+from tracer.graph.ir import roots
+from tracer.ops.registry import Kind
+
+from .irutil import I8, I32, I64, PTR, VOID, Loop, LoweringError, stack
+from .kernels import emit_elementwise, emit_reduction
+from .movement import emit_movement, emit_opaque
+
+# Static slots after the buffers: objects from the host process.
+HOST_SYMBOLS = ('ndarray_type', 'PyErr_SetString', 'PyExc_ValueError', 'PyExc_IndexError')
+PARALLEL_WORK = 1 << 17          # element-ops below which a kernel runs on one thread
+
+
+@dataclass
+class Layout:
+    n_slots: int = 1
+    slot_of: dict = field(default_factory=dict)      # node -> slot
+    args: list = field(default_factory=list)         # (slot, role, node) in entry order
+    constants: list = field(default_factory=list)    # (slot, node)
+    workspace: list = field(default_factory=list)    # (slot, offset, nbytes)
+    workspace_bytes: int = 0
+    callback_slot: int = None
+    host_slots: dict = field(default_factory=dict)   # HOST_SYMBOLS name -> slot
+    passthrough: list = field(default_factory=list)  # output positions copied by the host
+
+    def new_slot(self):
+        self.n_slots += 1
+        return self.n_slots - 1
+
+
+@dataclass
+class Lowered:
+    module: ir.Module
+    name: str
+    kernels: list
+    layout: Layout
+    run_name: str
+    fast_name: str
+
+
+def vector_width(features):
+    """f32 lanes per vector register on this CPU."""
+    return 16 if features.get('avx512f') else 8 if features.get('avx2') else 4
+
+
+def plan_layout(graph):
+    layout = Layout()
+    groups = graph.graph['groups']
+    mem = graph.graph['memory']
+    gg = graph.graph
+    for n in gg['inputs']:
+        s = layout.slot_of[n] = layout.new_slot()
+        layout.args.append((s, 'input', n))
+    for n, d in sorted(graph.nodes(data=True)):
+        if 'param' in d:
+            s = layout.slot_of[n] = layout.new_slot()
+            layout.args.append((s, 'param', n))
+    for n, d in sorted(graph.nodes(data=True)):
+        if d['op'] == 'constant' and 'value' in d:
+            s = layout.slot_of[n] = layout.new_slot()
+            layout.constants.append((s, n))
+    buf_slot = {}
+    offset = 0
+    for b, size in enumerate(mem['buffers']):
+        s = buf_slot[b] = layout.new_slot()
+        layout.workspace.append((s, offset, size))
+        offset += (size + 63) // 64 * 64
+    layout.workspace_bytes = offset
+    group_roots = {g['root'] for g in groups.values()}
+    seen_out = set()
+    for i, n in enumerate(roots(graph)):
+        if n in group_roots and n not in seen_out and mem['assign'][n][0] == 'output':
+            s = layout.slot_of[n] = layout.new_slot()
+            layout.args.append((s, 'output', n))
+            seen_out.add(n)
+        else:
+            layout.passthrough.append(i)
+    for g in groups.values():                  # workspace and alias roots
+        r = g['root']
+        kind, ref = mem['assign'][r]
+        if kind == 'workspace':
+            layout.slot_of[r] = buf_slot[ref]
+    for g in groups.values():
+        r = g['root']
+        kind, ref = mem['assign'][r]
+        if kind == 'alias':
+            layout.slot_of[r] = layout.slot_of[ref]
+    if any(g['kind'] == Kind.OPAQUE.value for g in groups.values()):
+        layout.callback_slot = layout.new_slot()
+    for name in HOST_SYMBOLS:
+        layout.host_slots[name] = layout.new_slot()
+    return layout
+
+
+def lower(graph, name='graph', features=None, threads=1):
+    """The LLVM module for ``graph`` (after the fusion and memory passes)."""
+    if 'groups' not in graph.graph or 'memory' not in graph.graph:
+        raise LoweringError('lowering needs the fusion and memory passes')
+    features = features or {}
+    W = vector_width(features)
+    module = ir.Module(name=name)
+    layout = plan_layout(graph)
+    kernels = []
+    mem = graph.graph['memory']
+    for gid in sorted(graph.graph['groups']):
+        g = graph.graph['groups'][gid]
+        if mem['assign'][g['root']][0] == 'alias':
+            continue                             # a reshape view: no code
+        kname = f'{name}_g{gid}'
+        kind = g['kind']
+        if kind == Kind.ELEMENTWISE.value:
+            k = emit_elementwise(module, kname, graph, gid, g, layout.slot_of, W)
+        elif kind == Kind.REDUCTION.value:
+            k = emit_reduction(module, kname, graph, gid, g, layout.slot_of, W)
+        elif kind == Kind.MATMUL.value:
+            from .matmul_group import emit_matmul_group
+            k = emit_matmul_group(module, kname, graph, gid, g, layout.slot_of, W)
+        elif kind == Kind.MOVEMENT.value:
+            k = emit_movement(module, kname, graph, gid, g, layout.slot_of, W)
+        elif kind == Kind.OPAQUE.value:
+            k = emit_opaque(module, kname, graph, gid, g, layout.slot_of, W, layout.callback_slot)
+        else:
+            raise LoweringError(f'no lowering for group kind {kind!r}')
+        kernels.append(k)
+    run_name = f'{name}_run'
+    _emit_run(module, run_name, kernels, threads)
+    fast_name = f'{name}_fast'
+    _emit_fast_entry(module, fast_name, run_name, graph, layout)
+    return Lowered(module, name, kernels, layout, run_name, fast_name)
+
+
+# ------------------------------------------------------------------ run()
+def _emit_run(module, name, kernels, threads):
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR]), name)
+    b = ir.IRBuilder(fn.append_basic_block('entry'))
+    table = fn.args[0]
+    gomp = None
+    for k in kernels:
+        if threads > 1 and k.extent >= threads and k.work >= PARALLEL_WORK:
+            if gomp is None:
+                gomp = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR, I32, I32]),
+                                   'GOMP_parallel')
+            worker = _emit_worker(module, k)
+            b.call(gomp, [worker, table, I32(threads), I32(0)])
+        else:
+            b.call(k.fn, [table, I64(0), I64(k.extent)])
+    b.ret_void()
+    return fn
+
+
+def _emit_worker(module, k):
+    """``worker(table)``: this OpenMP thread's share of the kernel's range."""
+    tid_fn = module.globals.get('omp_get_thread_num') or ir.Function(
+        module, ir.FunctionType(I32, []), 'omp_get_thread_num')
+    nt_fn = module.globals.get('omp_get_num_threads') or ir.Function(
+        module, ir.FunctionType(I32, []), 'omp_get_num_threads')
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR]), f'{k.name}_worker')
+    b = ir.IRBuilder(fn.append_basic_block('entry'))
+    tid = b.sext(b.call(tid_fn, []), I64)
+    nt = b.sext(b.call(nt_fn, []), I64)
+    n = I64(k.extent)
+    chunk = b.udiv(b.add(n, b.sub(nt, I64(1))), nt)
+    if k.kind == 'elementwise' and k.extent >= 64:        # keep vector bodies whole
+        chunk = b.and_(b.add(chunk, I64(15)), I64(-16))
+    lo = b.mul(tid, chunk)
+    hi = b.add(lo, chunk)
+    lo = b.select(b.icmp_signed('<', lo, n), lo, n)
+    hi = b.select(b.icmp_signed('<', hi, n), hi, n)
+    with b.if_then(b.icmp_signed('<', lo, hi)):
+        b.call(k.fn, [fn.args[0], lo, hi])
+    b.ret_void()
+    return fn
+
+
+# ------------------------------------------------------------------ CPython entry
+# PyArrayObject (numpy 2.x, 64-bit): verified at import by runtime.pyarray.
+OB_TYPE, DATA, ND, DIMS, DESCR, FLAGS = 8, 16, 24, 32, 56, 64
+DESCR_BYTEORDER, DESCR_TYPE_NUM = 26, 28
+C_CONTIGUOUS_ALIGNED, WRITEABLE = 0x101, 0x400
+
+
+def _field(b, obj, offset, typ):
+    p = b.gep(obj, [I64(offset)], source_etype=I8)
+    return b.load(p, typ=typ, align=1)
+
+
+def _emit_fast_entry(module, name, run_name, graph, layout):
+    """``PyObject* fast(PyObject* self, PyObject** args, Py_ssize_t nargs)``."""
+    fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, I64]), name)
+    self_, args, nargs = fn.args
+    b = ir.IRBuilder(fn.append_basic_block('entry'))
+    fail = fn.append_basic_block('fail')
+    statics = _field(b, self_, DATA, PTR)               # self is a uint64 numpy array
+
+    def static(slot):
+        index = I64(slot) if isinstance(slot, int) else slot
+        return b.load(b.gep(statics, [index], source_etype=PTR), typ=PTR, align=8)
+
+    errmsg = stack(b, PTR, 1, 'errmsg')
+    errtype = stack(b, PTR, 1, 'errtype')
+    b.store(static(layout.host_slots['PyExc_ValueError']), errtype, align=8)
+
+    def check(cond, message, kind='PyExc_ValueError'):
+        ok = fn.append_basic_block('ok')
+        bad = fn.append_basic_block('bad')
+        b.cbranch(cond, ok, bad)
+        b.position_at_end(bad)
+        b.store(_cstring(module, message), errmsg, align=8)
+        b.store(static(layout.host_slots[kind]), errtype, align=8)
+        b.branch(fail)
+        b.position_at_end(ok)
+
+    n_args = len(layout.args)
+    check(b.icmp_signed('==', nargs, I64(n_args)),
+          f'compiled graph: expected {n_args} arrays')
+    tp = stack(b, PTR, layout.n_slots, 'table')
+    with Loop(b, 1, layout.n_slots, name='copy') as i:
+        b.store(static(i), b.gep(tp, [i], source_etype=PTR), align=8)
+    status = stack(b, I32, 1, 'status')
+    b.store(I32(0), status, align=4)
+    b.store(status, tp, align=8)
+    nd_type = static(layout.host_slots['ndarray_type'])
+    for k, (slot, role, node) in enumerate(layout.args):
+        d = graph.nodes[node]
+        shape, dtype = tuple(d['shape']), _onp.dtype(d['dtype'])
+        what = f"{role} {k} ({d.get('name', node)}): expected a C-contiguous {dtype.name} " \
+               f"array of shape {shape}"
+        arr = b.load(b.gep(args, [I64(k)], source_etype=PTR), typ=PTR, align=8)
+        check(b.icmp_unsigned('==', _field(b, arr, OB_TYPE, PTR), nd_type), what + ' (not an ndarray)')
+        descr = _field(b, arr, DESCR, PTR)
+        check(b.icmp_signed('==', _field(b, descr, DESCR_TYPE_NUM, I32), I32(dtype.num)),
+              what + ' (wrong dtype)')
+        check(b.icmp_signed('!=', _field(b, descr, DESCR_BYTEORDER, I8), I8(ord('>'))),
+              what + ' (big-endian)')
+        check(b.icmp_signed('==', _field(b, arr, ND, I32), I32(len(shape))), what + ' (wrong ndim)')
+        if shape:
+            dims = _field(b, arr, DIMS, PTR)
+            ok = ir.Constant(ir.IntType(1), 1)
+            for i, n in enumerate(shape):
+                dim = b.load(b.gep(dims, [I64(i)], source_etype=I64), typ=I64, align=8)
+                ok = b.and_(ok, b.icmp_signed('==', dim, I64(n)))
+            check(ok, what + ' (wrong shape)')
+        flags = _field(b, arr, FLAGS, I32)
+        need = C_CONTIGUOUS_ALIGNED | (WRITEABLE if role == 'output' else 0)
+        check(b.icmp_signed('==', b.and_(flags, I32(need)), I32(need)),
+              what + (' (not writeable or not contiguous)' if role == 'output'
+                      else ' (not contiguous or not aligned)'))
+        b.store(_field(b, arr, DATA, PTR), b.gep(tp, [I64(slot)], source_etype=PTR), align=8)
+    run = module.globals[run_name]
+    b.call(run, [tp])
+    check(b.icmp_signed('==', b.load(status, typ=I32, align=4), I32(0)),
+          'index out of range in an indexing operation', 'PyExc_IndexError')
+    rc = b.load(self_, typ=I64, align=8)                 # return self, with a new reference
+    b.store(b.add(rc, I64(1)), self_, align=8)
+    b.ret(self_)
+    b.position_at_end(fail)
+    seterr_ty = ir.FunctionType(VOID, [PTR, PTR])
+    seterr = b.load(b.gep(statics, [I64(layout.host_slots['PyErr_SetString'])], source_etype=PTR),
+                    typ=seterr_ty.as_pointer(), align=8)
+    b.call(seterr, [b.load(errtype, typ=PTR, align=8), b.load(errmsg, typ=PTR, align=8)])
+    b.ret(ir.Constant(PTR, None))
+    return fn
+
+
+def _cstring(module, text):
+    data = bytearray(text.encode('utf-8') + b'\0')
+    name = f'msg{len([g for g in module.global_values if g.name.startswith("msg")])}'
+    gv = ir.GlobalVariable(module, ir.ArrayType(I8, len(data)), name=name)
+    gv.global_constant = True
+    gv.linkage = 'internal'
+    gv.initializer = ir.Constant(ir.ArrayType(I8, len(data)), data)
+    return gv

@@ -1,0 +1,113 @@
+"""A compiled graph: native code for one signature, called once per forward.
+
+``Executable(graph)`` lowers the optimized graph (``codegen.lower``), JITs
+it (``runtime.jit``) and binds the module's CPython entry to a ``self``
+array of static pointers (constants, the workspace arena, the random-number
+callback, host symbols).  ``run(inputs, params)`` allocates fresh output
+arrays (a returned array is never overwritten later), makes one native
+call that validates every array before touching it, and returns the
+outputs.
+"""
+import ctypes
+
+import numpy as _onp
+
+from codegen.lower.module import HOST_SYMBOLS, lower
+from tracer import ops
+
+from . import jit, pyarray
+
+_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p)
+
+
+class Executable:
+    def __init__(self, graph, name='graph', use_cache=True):
+        cpu, features, omp = jit.host()
+        self.threads = jit.threads() if omp else 1
+        self.graph = graph
+        self.lowered = lower(graph, name, features, self.threads)
+        self.ir_text = str(self.lowered.module)
+        self.engine = jit.Engine(self.ir_text, use_cache=use_cache)
+        layout = self.lowered.layout
+        statics = _onp.zeros(layout.n_slots, _onp.uint64)
+        self._keep = []
+        for slot, node in layout.constants:
+            arr = _onp.ascontiguousarray(graph.nodes[node]['value'])
+            if arr.size == 0:
+                arr = _onp.zeros(1, arr.dtype)
+            self._keep.append(arr)
+            statics[slot] = arr.ctypes.data
+        arena = _onp.zeros(layout.workspace_bytes + 64, _onp.uint8)
+        base = arena.ctypes.data
+        base += (-base) % 64
+        self._keep.append(arena)
+        for slot, offset, _ in layout.workspace:
+            statics[slot] = base + offset
+        if layout.callback_slot is not None:
+            self._callback = _CALLBACK(self._random)
+            statics[layout.callback_slot] = ctypes.cast(self._callback, ctypes.c_void_p).value
+        host = pyarray.host_symbols()
+        for sym in HOST_SYMBOLS:
+            statics[layout.host_slots[sym]] = host[sym]
+        self._statics = statics
+        self.call, self._methoddef = jit.fastcall(self.engine, self.lowered.fast_name, statics)
+        self.params = [graph.nodes[n]['param'] for _, role, n in layout.args if role == 'param']
+        self.out_specs = [(tuple(graph.nodes[n]['shape']), _onp.dtype(graph.nodes[n]['dtype']))
+                          for _, role, n in layout.args if role == 'output']
+        roots = list(graph.graph['outputs']) + list(graph.graph['updates'])
+        out_nodes = [n for _, role, n in layout.args if role == 'output']
+        self.gather = []          # per graph output: ('out', k) or ('node', n)
+        for n in roots:
+            self.gather.append(('out', out_nodes.index(n)) if n in out_nodes else ('node', n))
+
+    def run(self, inputs, params=None):
+        """Outputs (then updates) of the graph for these input arrays."""
+        if params is None:
+            params = [p._data._data for p in self.params]
+        outs = [_onp.empty(shape, dtype) for shape, dtype in self.out_specs]
+        self.call(*inputs, *params, *outs)
+        if len(self.gather) == len(outs) and all(k == i for i, (_, k) in enumerate(self.gather)):
+            return outs
+        return [outs[ref] if kind == 'out' else self._source_value(ref, inputs, params)
+                for kind, ref in self.gather]
+
+    def _source_value(self, n, inputs, params):
+        """An output that is an input, a parameter or a constant: a fresh copy."""
+        d = self.graph.nodes[n]
+        gg = self.graph.graph
+        if n in gg['inputs']:
+            return _onp.array(inputs[gg['inputs'].index(n)])
+        if 'param' in d:
+            return _onp.array(d['param']._data._data)
+        return _onp.array(d['value'])
+
+    def _random(self, node, address):
+        d = self.graph.nodes[node]
+        value = _onp.asarray(ops.get(d['op']).impl(**(d.get('attrs') or {})), dtype=d['dtype'])
+        if value.size:
+            buf = (ctypes.c_char * value.nbytes).from_address(address)
+            _onp.frombuffer(buf, dtype=value.dtype).reshape(value.shape)[...] = value
+
+    # ------------------------------------------------------------ introspection
+    def kernels(self):
+        """One dict per kernel: its fusion group, LLVM IR and assembly."""
+        asm = self.engine.assembly()
+        out = []
+        for k in self.lowered.kernels:
+            out.append({'name': k.name, 'group': k.group, 'kind': k.kind, 'extent': k.extent,
+                        'ir': str(k.fn), 'asm': _function_asm(asm, k.name)})
+        return out
+
+
+def _function_asm(asm, name):
+    """The assembly lines of one function (from its label to the next .size)."""
+    lines = asm.splitlines()
+    out, inside = [], False
+    for line in lines:
+        if line.startswith(f'{name}:') or line.startswith(f'"{name}":'):
+            inside = True
+        if inside:
+            out.append(line)
+            if line.strip().startswith('.size') and name in line:
+                break
+    return '\n'.join(out)

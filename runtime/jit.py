@@ -1,0 +1,183 @@
+"""The LLVM JIT: host target machine, O3 pass pipeline, MCJIT engines, the
+disk cache of object code, and CPython ``METH_FASTCALL`` builtins around
+compiled entries.
+
+Object code is cached under ``TRACER_CACHE_DIR`` (default
+``~/.cache/tracer``), keyed by the LLVM IR text, the llvmlite/LLVM/numpy
+versions and the CPU name and features; a corrupt entry is ignored with a
+warning and recompiled.
+"""
+import ctypes
+import hashlib
+import os
+import threading
+import warnings
+
+import llvmlite
+import llvmlite.binding as llvm
+import numpy as _onp
+
+_lock = threading.Lock()
+_state = {}
+
+
+def _init():
+    if _state:
+        return _state
+    with _lock:
+        if _state:
+            return _state
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        cpu = llvm.get_host_cpu_name()
+        features = llvm.get_host_cpu_features()
+        _state.update(cpu=cpu, features=dict(features), feature_string=features.flatten(),
+                      omp=_load_openmp())
+        _state['tm'] = target_machine()      # for passes and assembly; engines own their own
+    return _state
+
+
+def _load_openmp():
+    """libgomp for GOMP_parallel; without it kernels run on one thread."""
+    for name in ('libgomp.so.1', 'libgomp.so'):
+        try:
+            ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+        return llvm.address_of_symbol('GOMP_parallel') is not None
+    return False
+
+
+def target_machine():
+    """A new host target machine (an MCJIT engine takes ownership of one)."""
+    s = _state
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=s['cpu'], features=s['feature_string'], opt=3,
+                                        jit=True)
+
+
+def host():
+    """(cpu name, feature dict, OpenMP available)."""
+    s = _init()
+    return s['cpu'], s['features'], s['omp']
+
+
+def threads():
+    n = os.environ.get('TRACER_NUM_THREADS')
+    if n:
+        return max(1, int(n))
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+
+
+def optimize(ir_text):
+    s = _init()
+    mod = llvm.parse_assembly(ir_text)
+    mod.verify()
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pb = llvm.create_pass_builder(s['tm'], pto)
+    pb.getModulePassManager().run(mod, pb)
+    return mod
+
+
+def cache_dir():
+    d = os.environ.get('TRACER_CACHE_DIR') or os.path.join(
+        os.path.expanduser('~'), '.cache', 'tracer')
+    return d
+
+
+def cache_key(ir_text):
+    s = _init()
+    h = hashlib.sha256()
+    for part in (ir_text, llvmlite.__version__, '.'.join(map(str, llvm.llvm_version_info)),
+                 _onp.__version__, s['cpu'], s['feature_string']):
+        h.update(part.encode())
+        h.update(b'\0')
+    return h.hexdigest()
+
+
+class Engine:
+    """A compiled module: MCJIT engine plus symbol lookup; keeps it alive."""
+
+    def __init__(self, ir_text, use_cache=True):
+        s = _init()
+        self.key = cache_key(ir_text)
+        self.from_cache = False
+        obj = self._cached_object() if use_cache else None
+        if obj is not None:
+            try:
+                self.ee = llvm.create_mcjit_compiler(llvm.parse_assembly(''), target_machine())
+                self.ee.add_object_file(llvm.ObjectFileRef.from_data(obj))
+                self.ee.finalize_object()
+                self.from_cache = True
+                self.module = None
+                return
+            except Exception as e:                     # corrupt or foreign: recompile
+                warnings.warn(f'ignoring unusable cached object code {self._path()}: {e}')
+        self.module = optimize(ir_text)
+        if use_cache:
+            self._store(s['tm'].emit_object(self.module))
+        self.asm = None
+        self.ee = llvm.create_mcjit_compiler(llvm.parse_assembly(str(self.module)),
+                                             target_machine())
+        self.ee.finalize_object()
+
+    def _path(self):
+        return os.path.join(cache_dir(), self.key[:2], self.key + '.o')
+
+    def _cached_object(self):
+        path = self._path()
+        try:
+            with open(path, 'rb') as f:
+                data = f.read()
+        except OSError:
+            return None
+        if len(data) < 64 or not data.startswith(b'\x7fELF'):
+            warnings.warn(f'ignoring corrupt cached object code {path}; recompiling')
+            return None
+        return data
+
+    def _store(self, data):
+        path = self._path()
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f'{path}.{os.getpid()}.tmp'
+            with open(tmp, 'wb') as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as e:
+            warnings.warn(f'cannot write the compile cache {path}: {e}')
+
+    def address(self, name):
+        addr = self.ee.get_function_address(name)
+        if not addr:
+            raise RuntimeError(f'compiled module has no function {name!r}')
+        return addr
+
+    def assembly(self):
+        s = _init()
+        if self.module is None:
+            return '(loaded from the object cache: no assembly text)'
+        if self.asm is None:
+            self.asm = s['tm'].emit_assembly(self.module)
+        return self.asm
+
+
+class _PyMethodDef(ctypes.Structure):
+    _fields_ = [('ml_name', ctypes.c_char_p), ('ml_meth', ctypes.c_void_p),
+                ('ml_flags', ctypes.c_int), ('ml_doc', ctypes.c_char_p)]
+
+
+METH_FASTCALL = 0x80
+_new_cfunction = ctypes.pythonapi.PyCFunction_NewEx
+_new_cfunction.restype = ctypes.py_object
+_new_cfunction.argtypes = (ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p)
+
+
+def fastcall(engine, name, self_obj):
+    """A builtin calling the entry ``name`` with ``self_obj`` as its ``self``.
+    The method definition and engine are kept alive on the returned holder."""
+    md = _PyMethodDef(name.encode(), engine.address(name), METH_FASTCALL, None)
+    fn = _new_cfunction(ctypes.addressof(md), self_obj, None)
+    return fn, md
