@@ -59,6 +59,8 @@ class Executable:
         self.gather = []          # per graph output: ('out', k) or ('node', n)
         for n in roots:
             self.gather.append(('out', out_nodes.index(n)) if n in out_nodes else ('node', n))
+        self.gather_is_trivial = len(self.gather) == len(out_nodes) and all(
+            kind == 'out' and k == i for i, (kind, k) in enumerate(self.gather))
 
     def run(self, inputs, params=None):
         """Outputs (then updates) of the graph for these input arrays."""
@@ -66,7 +68,7 @@ class Executable:
             params = [p._data._data for p in self.params]
         outs = [_onp.empty(shape, dtype) for shape, dtype in self.out_specs]
         self.call(*inputs, *params, *outs)
-        if len(self.gather) == len(outs) and all(k == i for i, (_, k) in enumerate(self.gather)):
+        if self.gather_is_trivial:
             return outs
         return [outs[ref] if kind == 'out' else self._source_value(ref, inputs, params)
                 for kind, ref in self.gather]

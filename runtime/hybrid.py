@@ -165,6 +165,38 @@ class GraphEntry:
             self._record(leaves, env, results)
         return unflatten(self.out_tree, results)
 
+    def fast_path(self):
+        """A closure for ``call_fast``, or None when this entry needs the full path
+        (no native code, state updates, non-array outputs, folded parameters)."""
+        exe = self.native
+        if exe is None or self.updates or self.folded or exe.gather_is_trivial is False:
+            return None
+        if self.out_tree != '*' and not (isinstance(self.out_tree, tuple) and
+                                         self.out_tree[0] == 'tuple' and
+                                         all(t == '*' for t in self.out_tree[1])):
+            return None
+        single = self.out_tree == '*'
+        call_native, specs, params = exe.call, exe.out_specs, exe.params
+        empty = _onp.empty
+        from tracer.gluon.parameter import data_epoch
+        cached = [data_epoch[0], [p._data._data for p in params]]
+
+        def fast(args):
+            if cached[0] != data_epoch[0]:
+                cached[0], cached[1] = data_epoch[0], [p._data._data for p in params]
+            outs = [empty(s, d) for s, d in specs]
+            try:
+                call_native(*[a._data for a in args], *cached[1], *outs)
+            except ValueError:
+                return None                      # e.g. a non-contiguous view: full path
+            res = []
+            for o in outs:
+                r = _new(NDArray)
+                r._data, r._node = o, None
+                res.append(r)
+            return res[0] if single else tuple(res)
+        return fast
+
     def _run_native(self, values):
         try:
             return self.native.run(values)
@@ -299,6 +331,40 @@ class _Run:
 
 
 # ------------------------------------------------------------------ the call path
+_new = object.__new__
+_state = autograd.state
+_mode_version = None
+
+
+def call_fast(block, args):
+    """The per-call path for the common case: array arguments, not
+    recording, a native graph already compiled for this signature.  A key
+    of shapes and dtypes, one dict lookup, one native call that validates
+    every array, fresh outputs wrapped as NDArrays.  Anything else (first
+    call, recording, hooks, odd arguments, a refused array) takes ``call``."""
+    global _mode_version
+    if _mode_version is None:
+        from tracer.gluon.block import mode_version
+        _mode_version = mode_version
+    try:
+        key = (_state.training, _mode_version[0]) + tuple(
+            [(a._data.shape, a._data.dtype) for a in args])
+        fast = block._fast.get(key)
+    except (AttributeError, TypeError):          # not all NDArrays
+        return call(block, args, {})
+    if fast is None:
+        out = call(block, args, {})
+        entry = block._cached.get(signature(args, {})[0])
+        if entry is not None:
+            fast = entry.fast_path() if entry.kind == 'graph' else None
+            block._fast[key] = False if fast is None else fast    # False: always the full path
+        return out
+    if fast is False:
+        return call(block, args, {})
+    out = fast(args)
+    return call(block, args, {}) if out is None else out
+
+
 def call(block, args, kwargs, push=True):
     """Run a hybridized block (or a _Run) on concrete inputs."""
     key, leaves = signature(args, kwargs)
@@ -316,6 +382,7 @@ def call(block, args, kwargs, push=True):
                           f'into the graph; re-tracing (hybridize() again without freeze to '
                           f'train)', stacklevel=3)
         del block._cached[key]
+        block._fast.clear()
         return call(block, args, kwargs, push=False) if push else call(block, args, kwargs, push)
     finally:
         if push:

@@ -18,6 +18,8 @@ from ..ndarray import NDArray
 from ..graph import trace as _trace
 from .parameter import Parameter
 
+_ag_state = autograd.state
+
 # Bumped by train()/eval(): part of every hybridized signature, so a mode
 # change retraces instead of reusing a graph built for the other mode.
 mode_version = [0]
@@ -85,6 +87,7 @@ class Block:
         object.__setattr__(self, '_freeze', False)
         object.__setattr__(self, '_disabled_passes', frozenset())
         object.__setattr__(self, '_cached', collections.OrderedDict())  # signature -> entry
+        object.__setattr__(self, '_fast', {})     # shapes/dtypes/mode -> native call path
         object.__setattr__(self, '_recompiles', 0)
 
     # ---------------------------------------------------------------- registration
@@ -127,6 +130,10 @@ class Block:
 
     # ---------------------------------------------------------------- calling
     def __call__(self, *args, **kwargs):
+        if self._active and not kwargs and _trace.current is None and not config._debug_eager \
+                and not _ag_state.recording and not self._forward_pre_hooks \
+                and not self._forward_hooks:
+            return _runtime().call_fast(self, args)
         for hook in tuple(self._forward_pre_hooks.values()):
             hook(self, args)
         if self._active and _trace.current is None and not config._debug_eager:
@@ -313,6 +320,7 @@ class Block:
     def _clear_cache(self):
         for _, block in self._walk():
             block._cached.clear()
+            block._fast.clear()
             object.__setattr__(block, '_recompiles', 0)
 
     def to(self, device):

@@ -12,6 +12,11 @@ from ..graph import trace as _trace
 from ..ndarray import NDArray, wrap
 
 
+# Bumped whenever any parameter's storage array is replaced (not when values are
+# written in place): compiled call paths cache the arrays until it changes.
+data_epoch = [0]
+
+
 class DeferredInitializationError(TracerError, RuntimeError):
     """A parameter's shape is not known yet: it is set on the first forward."""
 
@@ -125,6 +130,7 @@ class Parameter:
 
     def _set(self, array):
         self._version += 1
+        data_epoch[0] += 1
         self._data = wrap(_onp.array(array, dtype=self.dtype, copy=True))
         self._attach()
 
