@@ -96,20 +96,23 @@ class Executable:
         asm = self.engine.assembly()
         out = []
         for k in self.lowered.kernels:
+            ir_text = '\n'.join(str(f) for f in self.lowered.module.functions
+                                 if f.name == k.name or f.name.startswith(k.name + '_'))
             out.append({'name': k.name, 'group': k.group, 'kind': k.kind, 'extent': k.extent,
-                        'ir': str(k.fn), 'asm': _function_asm(asm, k.name)})
+                        'ir': ir_text, 'asm': _function_asm(asm, k.name)})
         return out
 
 
 def _function_asm(asm, name):
-    """The assembly lines of one function (from its label to the next .size)."""
-    lines = asm.splitlines()
+    """The assembly of a kernel: its function and the helpers named after it
+    (``<name>_mm``...), each from its label to its ``.size`` directive."""
     out, inside = [], False
-    for line in lines:
-        if line.startswith(f'{name}:') or line.startswith(f'"{name}":'):
+    for line in asm.splitlines():
+        label = line.split(':')[0].strip('"') if line and not line[0].isspace() else None
+        if label is not None and (label == name or label.startswith(name + '_')):
             inside = True
         if inside:
             out.append(line)
-            if line.strip().startswith('.size') and name in line:
-                break
+            if line.strip().startswith('.size'):
+                inside = False
     return '\n'.join(out)

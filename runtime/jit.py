@@ -18,6 +18,7 @@ import llvmlite.binding as llvm
 import numpy as _onp
 
 _lock = threading.Lock()
+_MAGIC = b'tracer-object-1\n'        # cache file header: magic, sha256 of the object, object
 _state = {}
 
 
@@ -103,6 +104,8 @@ class Engine:
     def __init__(self, ir_text, use_cache=True):
         s = _init()
         self.key = cache_key(ir_text)
+        self.ir_text = ir_text
+        self.asm = None
         self.from_cache = False
         obj = self._cached_object() if use_cache else None
         if obj is not None:
@@ -113,12 +116,12 @@ class Engine:
                 self.from_cache = True
                 self.module = None
                 return
-            except Exception as e:                     # corrupt or foreign: recompile
-                warnings.warn(f'ignoring unusable cached object code {self._path()}: {e}')
+            except Exception as e:                     # foreign: recompile
+                warnings.warn(f'ignoring unusable cached object code {self._path()} '
+                              f'(corrupt or from another version): {e}')
         self.module = optimize(ir_text)
         if use_cache:
             self._store(s['tm'].emit_object(self.module))
-        self.asm = None
         self.ee = llvm.create_mcjit_compiler(llvm.parse_assembly(str(self.module)),
                                              target_machine())
         self.ee.finalize_object()
@@ -127,16 +130,22 @@ class Engine:
         return os.path.join(cache_dir(), self.key[:2], self.key + '.o')
 
     def _cached_object(self):
+        """The cached object code, if present and intact.  LLVM would crash on
+        damaged object code, so every entry carries a SHA-256 of its bytes."""
         path = self._path()
         try:
             with open(path, 'rb') as f:
                 data = f.read()
         except OSError:
             return None
-        if len(data) < 64 or not data.startswith(b'\x7fELF'):
-            warnings.warn(f'ignoring corrupt cached object code {path}; recompiling')
+        head, digest, obj = data[:len(_MAGIC)], data[len(_MAGIC):len(_MAGIC) + 32], \
+            data[len(_MAGIC) + 32:]
+        if head != _MAGIC or hashlib.sha256(obj).digest() != digest or \
+                not obj.startswith(b'\x7fELF'):
+            warnings.warn(f'ignoring unusable cached object code {path} (corrupt or from '
+                          f'another version); recompiling')
             return None
-        return data
+        return obj
 
     def _store(self, data):
         path = self._path()
@@ -144,7 +153,7 @@ class Engine:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = f'{path}.{os.getpid()}.tmp'
             with open(tmp, 'wb') as f:
-                f.write(data)
+                f.write(_MAGIC + hashlib.sha256(data).digest() + data)
             os.replace(tmp, path)
         except OSError as e:
             warnings.warn(f'cannot write the compile cache {path}: {e}')
@@ -157,8 +166,8 @@ class Engine:
 
     def assembly(self):
         s = _init()
-        if self.module is None:
-            return '(loaded from the object cache: no assembly text)'
+        if self.module is None:                    # loaded from the cache: optimize again
+            self.module = optimize(self.ir_text)
         if self.asm is None:
             self.asm = s['tm'].emit_assembly(self.module)
         return self.asm

@@ -12,7 +12,9 @@ class Explanation:
     ``traced_graph`` (before passes), ``graphs`` (every compiled unit,
     segments included), ``breaks``, ``signatures``, ``passes`` (one report
     per pass), ``groups`` (fusion groups), ``memory`` (the buffer plan with
-    peak bytes before and after) and ``kernels``.  ``str()`` is a report."""
+    peak bytes before and after), ``kernels`` (one dict per native kernel:
+    ``name``, ``group``, ``kind``, ``ir``, ``asm``) and ``native_error`` (why
+    the graph runs on the interpreter, if it does).  ``str()`` is a report."""
 
     def __init__(self, block, entry, key, signatures):
         self.block = block
@@ -27,7 +29,9 @@ class Explanation:
         self.passes = list(entry.reports) if is_graph else []
         self.groups = entry.graph.graph.get('groups', {}) if is_graph else {}
         self.memory = entry.graph.graph.get('memory') if is_graph else None
-        self.kernels = []    # filled once native code generation exists (issue 6)
+        native = entry.native if is_graph else None
+        self.native_error = entry.native_error if is_graph else None
+        self.kernels = native.kernels() if native is not None else []
 
     def _collect(self, owner, entry):
         if entry.kind == 'graph':
@@ -56,6 +60,14 @@ class Explanation:
         for b in self.breaks:
             where = f" in block '{b['scope']}'" if b['scope'] else ''
             out.append(f"  graph break at {b['source']}{where} ({b['block']}): {b['reason']}")
+        if self.kernels:
+            out.append(f'  native code: {len(self.kernels)} kernel(s)')
+            for k in self.kernels:
+                vec = 'zmm' if 'zmm' in k['asm'] else 'ymm' if 'ymm' in k['asm'] else 'scalar'
+                out.append(f"    {k['name']:<24} group {k['group']:<3} {k['kind']:<13} "
+                           f"{len(k['asm'].splitlines()):5} asm lines, {vec}")
+        elif self.native_error:
+            out.append(f'  interpreter (no native code: {self.native_error})')
         if self.passes:
             out.append('  passes:')
             out += [f'    {r}' for r in self.passes]

@@ -59,15 +59,16 @@ def _basic_view(shape, key):
     return tuple(out_shape), tuple(strides), offset
 
 
-def _one_array_key(graph, n, shape, key, n_arrays):
-    """For a key with exactly one IndexArg: (pre key, axis, post key)."""
-    arrays = [i for i, k in enumerate(key) if isinstance(k, IndexArg)]
-    if n_arrays != 1 or len(arrays) != 1 or Ellipsis in key or None in key:
-        raise LoweringError('indexing with several index arrays, or arrays mixed with None/...')
-    i = arrays[0]
-    if any(not isinstance(k, slice) or k != slice(None) for k in key[:i]):
-        raise LoweringError('index array after a non-full slice')
-    return i
+def _array_positions(key, n_arrays):
+    """Positions of the index arrays in ``key``: consecutive, after full slices."""
+    pos = [i for i, k in enumerate(key) if isinstance(k, IndexArg)]
+    if len(pos) != n_arrays or not pos or pos != list(range(pos[0], pos[0] + len(pos))) or \
+            Ellipsis in key or None in key or [key[p].pos for p in pos] != list(range(len(pos))):
+        raise LoweringError('indexing with index arrays apart from each other, or mixed with '
+                            'None or ...')
+    if any(not isinstance(k, slice) or k != slice(None) for k in key[:pos[0]]):
+        raise LoweringError('index arrays after a non-full slice')
+    return pos
 
 
 def emit_movement(module, name, graph, gid, group, slot_of, W):
@@ -116,7 +117,7 @@ def emit_movement(module, name, graph, gid, group, slot_of, W):
             _copy(b, vshape, buffer_ptr(b, table, slot_of[x]), _dtype(graph, x), vstrides, off,
                   out, odt, contiguous_strides(vshape), 0, W)
         else:
-            _gather(b, table, graph, x, idx[0], key, slot_of, out, odt, xs, scatter=None)
+            _gather(b, table, graph, x, idx, key, slot_of, out, odt, xs, scatter=None)
     elif op in ('setitem', 'index_add'):
         key = attrs['key']
         if op == 'setitem':
@@ -141,7 +142,7 @@ def emit_movement(module, name, graph, gid, group, slot_of, W):
                       broadcast_strides(_shape(graph, value), vshape), 0, out, odt, vstrides, off,
                       1, accumulate=(op == 'index_add'))
         else:
-            _gather(b, table, graph, None, idx[0], key, slot_of, out, odt, xs,
+            _gather(b, table, graph, None, idx, key, slot_of, out, odt, xs,
                     scatter=(value, scalar, op == 'index_add'))
     else:
         raise LoweringError(f'no lowering for movement op {op!r}')
@@ -159,44 +160,53 @@ def _zero(b, ptr, dt, n, W):
         b, cast(Cx(b, w), 0, None, dt), ptr, dt, offs[0], w), W)
 
 
-def _gather(b, table, graph, x, idx_node, key, slot_of, out, odt, xs, scatter):
-    """out[...] = x[..., idx, ...] (gather) or out[..., idx, ...] = value (scatter)."""
-    i = _one_array_key(graph, None, xs, key, 1)
-    rest = key[i + 1:]
-    ishape = _shape(graph, idx_node)
-    idt = _dtype(graph, idx_node)
-    post_shape, post_strides, post_off = _basic_view(xs[i + 1:], rest)
-    pre = xs[:i]
-    sel_shape = tuple(pre) + tuple(ishape) + tuple(post_shape)
+def _gather(b, table, graph, x, idx_nodes, key, slot_of, out, odt, xs, scatter):
+    """out[...] = x[..., i0, i1, ..., ...] (gather) or the scatter into out of
+    ``value`` at those positions (``index_add`` accumulates)."""
+    pos = _array_positions(key, len(idx_nodes))
+    if any(_dtype(graph, n).kind == 'b' for n in idx_nodes):
+        raise LoweringError('a raw boolean index array (np indexing turns known masks into '
+                            'integer positions)')
+    first, m = pos[0], len(pos)
+    bshape = tuple(onp_broadcast(*[_shape(graph, n) for n in idx_nodes]))
+    rest = key[first + m:]
+    post_shape, post_strides, post_off = _basic_view(xs[first + m:], rest)
+    pre = xs[:first]
+    sel_shape = tuple(pre) + bshape + tuple(post_shape)
     xst = contiguous_strides(xs)
-    inner = _size(xs[i + 1:])
-    x_strides = tuple(xst[:i]) + (0,) * len(ishape) + tuple(post_strides)
-    i_strides = (0,) * len(pre) + contiguous_strides(ishape) + (0,) * len(post_shape)
+    x_strides = tuple(xst[:first]) + (0,) * len(bshape) + tuple(post_strides)
     s_strides = contiguous_strides(sel_shape)
-    iptr = buffer_ptr(b, table, slot_of[idx_node])
+    i_strides = [(0,) * len(pre) + broadcast_strides(_shape(graph, n), bshape) +
+                 (0,) * len(post_shape) for n in idx_nodes]
+    iptrs = [buffer_ptr(b, table, slot_of[n]) for n in idx_nodes]
+    idts = [_dtype(graph, n) for n in idx_nodes]
     xptr = buffer_ptr(b, table, slot_of[x]) if x is not None else None
-    dim = xs[i]
     value, scalar, add = scatter if scatter else (None, None, False)
     vptr = buffer_ptr(b, table, slot_of[value]) if value is not None else None
-    v_strides = broadcast_strides(_shape(graph, value), sel_shape) if value is not None else None
-    strides = [x_strides, i_strides, s_strides] + ([v_strides] if v_strides else [])
+    v_strides = [broadcast_strides(_shape(graph, value), sel_shape)] if value is not None else []
+    strides = [x_strides, s_strides] + i_strides + v_strides
+    i64 = _dtype_i64()
 
     def body(offs, w, ii):
-        j = load(b, iptr, idt, offs[1])
-        j = cast(Cx(b, 1), j, idt, _dtype_i64())
-        j = b.select(b.icmp_signed('<', j, I64(0)), b.add(j, I64(dim)), j)
-        ok = b.icmp_unsigned('<', j, I64(dim))
+        ok = None
+        xoff = b.add(offs[0], I64(post_off))
+        for k in range(m):
+            dim = xs[first + k]
+            j = cast(Cx(b, 1), load(b, iptrs[k], idts[k], offs[2 + k]), idts[k], i64)
+            j = b.select(b.icmp_signed('<', j, I64(0)), b.add(j, I64(dim)), j)
+            inside = b.icmp_unsigned('<', j, I64(dim))
+            ok = inside if ok is None else b.and_(ok, inside)
+            xoff = b.add(xoff, b.mul(j, I64(xst[first + k])))
         with b.if_else(ok) as (then, otherwise):
             with then:
-                xoff = b.add(b.add(offs[0], b.mul(j, I64(inner))), I64(post_off))
                 if scatter is None:
                     store(b, cast(Cx(b, 1), load(b, xptr, _dtype(graph, x), xoff),
-                                  _dtype(graph, x), odt), out, odt, offs[2])
+                                  _dtype(graph, x), odt), out, odt, offs[1])
                 else:
                     if value is None:
                         v = cast(Cx(b, 1), scalar, None, odt)
                     else:
-                        v = cast(Cx(b, 1), load(b, vptr, _dtype(graph, value), offs[3]),
+                        v = cast(Cx(b, 1), load(b, vptr, _dtype(graph, value), offs[-1]),
                                  _dtype(graph, value), odt)
                     if add:
                         cur = load(b, out, odt, xoff)
@@ -205,6 +215,11 @@ def _gather(b, table, graph, x, idx_node, key, slot_of, out, odt, xs, scatter):
             with otherwise:
                 set_status(b, table, 2)
     emit_nest(b, sel_shape, strides, body, 1, vector_ok=False)
+
+
+def onp_broadcast(*shapes):
+    import numpy
+    return numpy.broadcast_shapes(*shapes)
 
 
 def _dtype_i64():

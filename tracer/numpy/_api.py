@@ -392,6 +392,14 @@ def _index_key(key):
                 k = _onp.asarray(k)
                 if k.dtype.kind not in 'biu':
                     raise IndexError(f'index arrays must be integers or booleans, got {k.dtype}')
+            from ..graph.trace import Symbol
+            if k.dtype == _onp.bool_ and not isinstance(k, Symbol):
+                # a known mask is its nonzero() positions: the same selection with a
+                # static shape (a traced mask's shape depends on data: a graph break)
+                for ix in _onp.nonzero(_onp.asarray(k._data if isinstance(k, NDArray) else k)):
+                    template.append(IndexArg(len(arrays)))
+                    arrays.append(ix)
+                continue
             template.append(IndexArg(len(arrays)))
             arrays.append(k)
         else:

@@ -109,7 +109,16 @@ def _abstract(spec):
 
 
 def _index_probe(idx):
-    return tuple(_onp.zeros(spec_of(i).shape, spec_of(i).dtype) for i in idx)
+    """Index arrays for shape inference: real values when known (a boolean
+    mask's result shape depends on them), zeros for symbols."""
+    out = []
+    for i in idx:
+        data = getattr(i, '_data', i)
+        if isinstance(data, _onp.ndarray):
+            out.append(data)
+        else:
+            out.append(_onp.zeros(spec_of(i).shape, spec_of(i).dtype))
+    return tuple(out)
 
 
 def _getitem(x, *idx, key):

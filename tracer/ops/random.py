@@ -27,5 +27,6 @@ normal = register('random_normal', Kind.OPAQUE,
                   nondeterministic=True)
 randint = register('random_randint', Kind.OPAQUE,
                    lambda low=0, high=None, shape=(), dtype='int64':
-                   rng.integers(low, high, shape).astype(dtype), _infer,
+                   rng.integers(low, high, shape).astype(dtype),
+                   lambda shape=(), dtype='int64', **_: Spec(tuple(shape), _onp.dtype(dtype)),
                    nondeterministic=True)
