@@ -180,6 +180,22 @@ class GraphEntry:
         empty = _onp.empty
         from tracer.gluon.parameter import data_epoch
         cached = [data_epoch[0], [p._data._data for p in params]]
+        if single and len(self.inputs) == 1:
+            shape, dtype = specs[0]
+
+            def fast1(args):                       # the common case, kept minimal
+                if cached[0] != data_epoch[0]:
+                    cached[0], cached[1] = data_epoch[0], [p._data._data for p in params]
+                out = empty(shape, dtype)
+                try:
+                    call_native(args[0]._data, *cached[1], out)
+                except ValueError:
+                    return None
+                r = _new(NDArray)
+                r._data = out
+                r._node = None
+                return r
+            return fast1
 
         def fast(args):
             if cached[0] != data_epoch[0]:
@@ -347,8 +363,12 @@ def call_fast(block, args):
         from tracer.gluon.block import mode_version
         _mode_version = mode_version
     try:
-        key = (_state.training, _mode_version[0]) + tuple(
-            [(a._data.shape, a._data.dtype) for a in args])
+        if len(args) == 1:
+            d = args[0]._data
+            key = (d.shape, d.dtype, _state.training, _mode_version[0])
+        else:
+            key = (_state.training, _mode_version[0]) + tuple(
+                [(a._data.shape, a._data.dtype) for a in args])
         fast = block._fast.get(key)
     except (AttributeError, TypeError):          # not all NDArrays
         return call(block, args, {})

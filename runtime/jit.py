@@ -107,23 +107,25 @@ class Engine:
         self.ir_text = ir_text
         self.asm = None
         self.from_cache = False
+        self.module = None
         obj = self._cached_object() if use_cache else None
         if obj is not None:
             try:
-                self.ee = llvm.create_mcjit_compiler(llvm.parse_assembly(''), target_machine())
-                self.ee.add_object_file(llvm.ObjectFileRef.from_data(obj))
-                self.ee.finalize_object()
+                self._load(obj)
                 self.from_cache = True
-                self.module = None
                 return
             except Exception as e:                     # foreign: recompile
                 warnings.warn(f'ignoring unusable cached object code {self._path()} '
                               f'(corrupt or from another version): {e}')
         self.module = optimize(ir_text)
+        obj = s['tm'].emit_object(self.module)        # one code generation, also the cache entry
         if use_cache:
-            self._store(s['tm'].emit_object(self.module))
-        self.ee = llvm.create_mcjit_compiler(llvm.parse_assembly(str(self.module)),
-                                             target_machine())
+            self._store(obj)
+        self._load(obj)
+
+    def _load(self, obj):
+        self.ee = llvm.create_mcjit_compiler(llvm.parse_assembly(''), target_machine())
+        self.ee.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self.ee.finalize_object()
 
     def _path(self):

@@ -26,6 +26,8 @@ class Kernel:
 
 def new_function(module, name):
     fn = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), name)
+    # called once per group, shared by repeated layers: never inline into run()
+    fn.attributes.add('noinline')
     fn.args[0].name, fn.args[1].name, fn.args[2].name = 'table', 'begin', 'end'
     b = ir.IRBuilder(fn.append_basic_block('entry'))
     return fn, b

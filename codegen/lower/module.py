@@ -12,16 +12,17 @@ literal constants, workspace buffers and the host callback (statics, taken
 from the ``self`` array the runtime binds to the entry, so the object code
 holds no process-specific address and can be cached on disk).
 """
+import re
 from dataclasses import dataclass, field
 
 import numpy as _onp
 from llvmlite import ir
 
-from tracer.graph.ir import roots
+from tracer.graph.ir import arguments, roots
 from tracer.ops.registry import Kind
 
 from .irutil import I8, I32, I64, PTR, VOID, Loop, LoweringError, stack
-from .kernels import emit_elementwise, emit_reduction
+from .kernels import Kernel, emit_elementwise, emit_reduction
 from .movement import emit_movement, emit_opaque
 
 # Static slots after the buffers: objects from the host process.
@@ -118,27 +119,33 @@ def lower(graph, name='graph', features=None, threads=1):
     W = vector_width(features)
     module = ir.Module(name=name)
     layout = plan_layout(graph)
-    kernels = []
+    kernels, seen, by_desc = [], {}, {}
     mem = graph.graph['memory']
     for gid in sorted(graph.graph['groups']):
         g = graph.graph['groups'][gid]
         if mem['assign'][g['root']][0] == 'alias':
             continue                             # a reshape view: no code
-        kname = f'{name}_g{gid}'
-        kind = g['kind']
-        if kind == Kind.ELEMENTWISE.value:
-            k = emit_elementwise(module, kname, graph, gid, g, layout.slot_of, W)
-        elif kind == Kind.REDUCTION.value:
-            k = emit_reduction(module, kname, graph, gid, g, layout.slot_of, W)
-        elif kind == Kind.MATMUL.value:
-            from .matmul_group import emit_matmul_group
-            k = emit_matmul_group(module, kname, graph, gid, g, layout.slot_of, W)
-        elif kind == Kind.MOVEMENT.value:
-            k = emit_movement(module, kname, graph, gid, g, layout.slot_of, W)
-        elif kind == Kind.OPAQUE.value:
-            k = emit_opaque(module, kname, graph, gid, g, layout.slot_of, W, layout.callback_slot)
+        desc = _describe(graph, g)
+        twin = by_desc.get(desc)
+        if twin is not None:                     # a repeated layer: reuse its kernel
+            k = Kernel(twin.fn, gid, twin.kind, twin.extent, twin.work)
+            k.operands = [0] + [layout.slot_of[n] for n in list(g['inputs']) + [g['root']]]
+            if g['kind'] == Kind.OPAQUE.value:
+                k.operands.append(layout.callback_slot)
+            kernels.append(k)
+            continue
+        k = _emit_group(module, f'{name}_k{len(kernels)}', graph, gid, g, layout, W)
+        by_desc[desc] = k
+        # identical kernels (repeated layers) compile once: compare the IR text
+        fns = [f for f in module.functions if f.name == k.name or f.name.startswith(k.name + '_')]
+        text = _METADATA.sub('!M', '\n'.join(str(f) for f in fns).replace(k.name, 'K'))
+        first = seen.get(text)
+        if first is None:
+            seen[text] = k
         else:
-            raise LoweringError(f'no lowering for group kind {kind!r}')
+            for f in fns:
+                del module.globals[f.name]
+            k.fn, k.name = first.fn, first.name
         kernels.append(k)
     run_name = f'{name}_run'
     _emit_run(module, run_name, kernels, threads)
@@ -147,21 +154,72 @@ def lower(graph, name='graph', features=None, threads=1):
     return Lowered(module, name, kernels, layout, run_name, fast_name)
 
 
+_METADATA = re.compile(r'!\d+')
+
+
+def _describe(graph, g):
+    """Everything a group's kernel depends on, with node ids replaced by
+    positions: equal descriptions emit identical code."""
+    members = {n: j for j, n in enumerate(g['nodes'])}
+    inputs = {n: j for j, n in enumerate(g['inputs'])}
+    parts = [('in', tuple(graph.nodes[n]['shape']), graph.nodes[n]['dtype']) for n in g['inputs']]
+    for n in g['nodes']:
+        d = graph.nodes[n]
+        args = tuple(('lit', repr(v)) if s is None else
+                     ('m', members[s]) if s in members else ('x', inputs[s])
+                     for _, s, v in arguments(graph, n))
+        parts.append((d['op'], repr(sorted((d.get('attrs') or {}).items())), tuple(d['shape']),
+                      d['dtype'], args, n == g['root'], n == g['anchor']))
+    return repr((g['kind'], parts))
+
+
+def _emit_group(module, kname, graph, gid, g, layout, W):
+    """Emit one group's kernel against a *local* operand table: entry 0 is the
+    status word, then the group's inputs and its output (and the callback),
+    so repeated layers produce identical kernels."""
+    operands = list(g['inputs']) + [g['root']]
+    local = {n: i + 1 for i, n in enumerate(operands)}
+    kind = g['kind']
+    if kind == Kind.ELEMENTWISE.value:
+        k = emit_elementwise(module, kname, graph, gid, g, local, W)
+    elif kind == Kind.REDUCTION.value:
+        k = emit_reduction(module, kname, graph, gid, g, local, W)
+    elif kind == Kind.MATMUL.value:
+        from .matmul_group import emit_matmul_group
+        k = emit_matmul_group(module, kname, graph, gid, g, local, W)
+    elif kind == Kind.MOVEMENT.value:
+        k = emit_movement(module, kname, graph, gid, g, local, W)
+    elif kind == Kind.OPAQUE.value:
+        k = emit_opaque(module, kname, graph, gid, g, local, W, len(operands) + 1)
+    else:
+        raise LoweringError(f'no lowering for group kind {kind!r}')
+    k.operands = [0] + [layout.slot_of[n] for n in operands]
+    if kind == Kind.OPAQUE.value:
+        k.operands.append(layout.callback_slot)
+    return k
+
+
 # ------------------------------------------------------------------ run()
 def _emit_run(module, name, kernels, threads):
     fn = ir.Function(module, ir.FunctionType(VOID, [PTR]), name)
     b = ir.IRBuilder(fn.append_basic_block('entry'))
     table = fn.args[0]
     gomp = None
+    workers = {}
     for k in kernels:
+        local = stack(b, PTR, len(k.operands), f'{k.name}.operands')
+        for i, slot in enumerate(k.operands):
+            p = b.load(b.gep(table, [I64(slot)], source_etype=PTR), typ=PTR, align=8)
+            b.store(p, b.gep(local, [I64(i)], source_etype=PTR), align=8)
         if threads > 1 and k.extent >= threads and k.work >= PARALLEL_WORK:
             if gomp is None:
                 gomp = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR, I32, I32]),
                                    'GOMP_parallel')
-            worker = _emit_worker(module, k)
-            b.call(gomp, [worker, table, I32(threads), I32(0)])
+            if k.name not in workers:
+                workers[k.name] = _emit_worker(module, k)
+            b.call(gomp, [workers[k.name], local, I32(threads), I32(0)])
         else:
-            b.call(k.fn, [table, I64(0), I64(k.extent)])
+            b.call(k.fn, [local, I64(0), I64(k.extent)])
     b.ret_void()
     return fn
 
@@ -238,32 +296,59 @@ def _emit_fast_entry(module, name, run_name, graph, layout):
     b.store(I32(0), status, align=4)
     b.store(status, tp, align=8)
     nd_type = static(layout.host_slots['ndarray_type'])
+    # Per-argument expectations live in constant tables and one loop checks
+    # them all, so the entry's code size does not grow with the argument count.
+    specs, dims, msgs = [], [], []
+    reasons = ('not an ndarray', 'wrong dtype', 'big-endian', 'wrong ndim', 'wrong shape',
+               'not contiguous or not aligned')
     for k, (slot, role, node) in enumerate(layout.args):
         d = graph.nodes[node]
         shape, dtype = tuple(d['shape']), _onp.dtype(d['dtype'])
+        need = C_CONTIGUOUS_ALIGNED | (WRITEABLE if role == 'output' else 0)
+        specs += [dtype.num, len(shape), need, len(dims), slot]
+        dims += list(shape)
         what = f"{role} {k} ({d.get('name', node)}): expected a C-contiguous {dtype.name} " \
                f"array of shape {shape}"
-        arr = b.load(b.gep(args, [I64(k)], source_etype=PTR), typ=PTR, align=8)
-        check(b.icmp_unsigned('==', _field(b, arr, OB_TYPE, PTR), nd_type), what + ' (not an ndarray)')
+        for r in reasons:
+            if r.startswith('not contiguous') and role == 'output':
+                r = 'not writeable or not contiguous'
+            msgs.append(_cstring(module, f'{what} ({r})'))
+    spec_t = _const_array(module, f'{name}.specs', I64, specs)
+    dims_t = _const_array(module, f'{name}.dims', I64, dims or [0])
+    msg_t = _const_array(module, f'{name}.messages', PTR, msgs or [ir.Constant(PTR, None)])
+
+    def table_at(t, elem, i):
+        return b.load(b.gep(t, [i], source_etype=elem), typ=elem, align=8)
+
+    with Loop(b, 0, n_args, name='arg') as k:
+        arr = b.load(b.gep(args, [k], source_etype=PTR), typ=PTR, align=8)
+        base = b.mul(k, I64(5))
+        want_type, want_nd, need, dim_off, slot = (
+            table_at(spec_t, I64, b.add(base, I64(f))) for f in range(5))
+
+        def fail_if_not(cond, reason):
+            msg = table_at(msg_t, PTR, b.add(b.mul(k, I64(len(reasons))), I64(reason)))
+            ok = fn.append_basic_block('ok')
+            bad = fn.append_basic_block('bad')
+            b.cbranch(cond, ok, bad)
+            b.position_at_end(bad)
+            b.store(msg, errmsg, align=8)
+            b.branch(fail)
+            b.position_at_end(ok)
+        fail_if_not(b.icmp_unsigned('==', _field(b, arr, OB_TYPE, PTR), nd_type), 0)
         descr = _field(b, arr, DESCR, PTR)
-        check(b.icmp_signed('==', _field(b, descr, DESCR_TYPE_NUM, I32), I32(dtype.num)),
-              what + ' (wrong dtype)')
-        check(b.icmp_signed('!=', _field(b, descr, DESCR_BYTEORDER, I8), I8(ord('>'))),
-              what + ' (big-endian)')
-        check(b.icmp_signed('==', _field(b, arr, ND, I32), I32(len(shape))), what + ' (wrong ndim)')
-        if shape:
-            dims = _field(b, arr, DIMS, PTR)
-            ok = ir.Constant(ir.IntType(1), 1)
-            for i, n in enumerate(shape):
-                dim = b.load(b.gep(dims, [I64(i)], source_etype=I64), typ=I64, align=8)
-                ok = b.and_(ok, b.icmp_signed('==', dim, I64(n)))
-            check(ok, what + ' (wrong shape)')
-        flags = _field(b, arr, FLAGS, I32)
-        need = C_CONTIGUOUS_ALIGNED | (WRITEABLE if role == 'output' else 0)
-        check(b.icmp_signed('==', b.and_(flags, I32(need)), I32(need)),
-              what + (' (not writeable or not contiguous)' if role == 'output'
-                      else ' (not contiguous or not aligned)'))
-        b.store(_field(b, arr, DATA, PTR), b.gep(tp, [I64(slot)], source_etype=PTR), align=8)
+        fail_if_not(b.icmp_signed('==', b.sext(_field(b, descr, DESCR_TYPE_NUM, I32), I64),
+                                  want_type), 1)
+        fail_if_not(b.icmp_signed('!=', _field(b, descr, DESCR_BYTEORDER, I8), I8(ord('>'))), 2)
+        nd = b.sext(_field(b, arr, ND, I32), I64)
+        fail_if_not(b.icmp_signed('==', nd, want_nd), 3)
+        got_dims = _field(b, arr, DIMS, PTR)
+        with Loop(b, 0, nd, name='dim') as i:
+            got = b.load(b.gep(got_dims, [i], source_etype=I64), typ=I64, align=8)
+            fail_if_not(b.icmp_signed('==', got, table_at(dims_t, I64, b.add(dim_off, i))), 4)
+        flags = b.sext(_field(b, arr, FLAGS, I32), I64)
+        fail_if_not(b.icmp_signed('==', b.and_(flags, need), need), 5)
+        b.store(_field(b, arr, DATA, PTR), b.gep(tp, [slot], source_etype=PTR), align=8)
     run = module.globals[run_name]
     b.call(run, [tp])
     check(b.icmp_signed('==', b.load(status, typ=I32, align=4), I32(0)),
@@ -278,6 +363,15 @@ def _emit_fast_entry(module, name, run_name, graph, layout):
     b.call(seterr, [b.load(errtype, typ=PTR, align=8), b.load(errmsg, typ=PTR, align=8)])
     b.ret(ir.Constant(PTR, None))
     return fn
+
+
+def _const_array(module, name, elem, values):
+    t = ir.ArrayType(elem, len(values))
+    gv = ir.GlobalVariable(module, t, name=name)
+    gv.global_constant = True
+    gv.linkage = 'internal'
+    gv.initializer = ir.Constant(t, [v if isinstance(v, ir.Value) else elem(v) for v in values])
+    return gv
 
 
 def _cstring(module, text):
