@@ -12,7 +12,7 @@ import ctypes
 
 import numpy as _onp
 
-from codegen.lower.module import HOST_SYMBOLS, lower
+from codegen.lower.module import HOST_SYMBOLS, describe_graph, lower, plan_layout
 from tracer import ops
 
 from . import jit, pyarray
@@ -25,10 +25,13 @@ class Executable:
         cpu, features, omp = jit.host()
         self.threads = jit.threads() if omp else 1
         self.graph = graph
-        self.lowered = lower(graph, name, features, self.threads)
-        self.ir_text = str(self.lowered.module)
-        self.engine = jit.Engine(self.ir_text, use_cache=use_cache)
-        layout = self.lowered.layout
+        self._name, self._features = name, features
+        self._lowered = None
+        layout = self.layout = plan_layout(graph)
+        # the cache key is the graph's description, so a warm cache skips
+        # lowering as well as LLVM
+        self.engine = jit.Engine(describe_graph(graph, name, features, self.threads),
+                                 lambda: self.ir_text, use_cache=use_cache)
         statics = _onp.zeros(layout.n_slots, _onp.uint64)
         self._keep = []
         for slot, node in layout.constants:
@@ -50,7 +53,7 @@ class Executable:
         for sym in HOST_SYMBOLS:
             statics[layout.host_slots[sym]] = host[sym]
         self._statics = statics
-        self.call, self._methoddef = jit.fastcall(self.engine, self.lowered.fast_name, statics)
+        self.call, self._methoddef = jit.fastcall(self.engine, f'{name}_fast', statics)
         self.params = [graph.nodes[n]['param'] for _, role, n in layout.args if role == 'param']
         self.out_specs = [(tuple(graph.nodes[n]['shape']), _onp.dtype(graph.nodes[n]['dtype']))
                           for _, role, n in layout.args if role == 'output']
@@ -91,9 +94,20 @@ class Executable:
             _onp.frombuffer(buf, dtype=value.dtype).reshape(value.shape)[...] = value
 
     # ------------------------------------------------------------ introspection
+    @property
+    def lowered(self):
+        """The LLVM module (built on first use when the code came from the cache)."""
+        if self._lowered is None:
+            self._lowered = lower(self.graph, self._name, self._features, self.threads)
+        return self._lowered
+
+    @property
+    def ir_text(self):
+        return str(self.lowered.module)
+
     def kernels(self):
         """One dict per kernel: its fusion group, LLVM IR and assembly."""
-        asm = self.engine.assembly()
+        asm = self.engine.assembly(self.ir_text)
         out = []
         for k in self.lowered.kernels:
             ir_text = '\n'.join(str(f) for f in self.lowered.module.functions

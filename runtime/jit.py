@@ -3,9 +3,11 @@ disk cache of object code, and CPython ``METH_FASTCALL`` builtins around
 compiled entries.
 
 Object code is cached under ``TRACER_CACHE_DIR`` (default
-``~/.cache/tracer``), keyed by the LLVM IR text, the llvmlite/LLVM/numpy
-versions and the CPU name and features; a corrupt entry is ignored with a
-warning and recompiled.
+``~/.cache/tracer``), keyed by a description of what the code depends on
+(the optimized graph and the code generator's source digest), the
+llvmlite/LLVM/numpy versions and the CPU name and features; each entry
+carries a SHA-256 of its bytes, and a corrupt one is ignored with a warning
+and recompiled.
 """
 import ctypes
 import hashlib
@@ -88,10 +90,10 @@ def cache_dir():
     return d
 
 
-def cache_key(ir_text):
+def cache_key(text):
     s = _init()
     h = hashlib.sha256()
-    for part in (ir_text, llvmlite.__version__, '.'.join(map(str, llvm.llvm_version_info)),
+    for part in (text, llvmlite.__version__, '.'.join(map(str, llvm.llvm_version_info)),
                  _onp.__version__, s['cpu'], s['feature_string']):
         h.update(part.encode())
         h.update(b'\0')
@@ -101,10 +103,11 @@ def cache_key(ir_text):
 class Engine:
     """A compiled module: MCJIT engine plus symbol lookup; keeps it alive."""
 
-    def __init__(self, ir_text, use_cache=True):
+    def __init__(self, key_text, make_ir, use_cache=True):
+        """``key_text`` identifies the code (the cache key); ``make_ir()`` builds
+        the LLVM IR text, called only when the cache cannot supply the object."""
         s = _init()
-        self.key = cache_key(ir_text)
-        self.ir_text = ir_text
+        self.key = cache_key(key_text)
         self.asm = None
         self.from_cache = False
         self.module = None
@@ -117,7 +120,7 @@ class Engine:
             except Exception as e:                     # foreign: recompile
                 warnings.warn(f'ignoring unusable cached object code {self._path()} '
                               f'(corrupt or from another version): {e}')
-        self.module = optimize(ir_text)
+        self.module = optimize(make_ir())
         obj = s['tm'].emit_object(self.module)        # one code generation, also the cache entry
         if use_cache:
             self._store(obj)
@@ -166,10 +169,10 @@ class Engine:
             raise RuntimeError(f'compiled module has no function {name!r}')
         return addr
 
-    def assembly(self):
+    def assembly(self, ir_text):
         s = _init()
         if self.module is None:                    # loaded from the cache: optimize again
-            self.module = optimize(self.ir_text)
+            self.module = optimize(ir_text)
         if self.asm is None:
             self.asm = s['tm'].emit_assembly(self.module)
         return self.asm

@@ -111,6 +111,39 @@ def plan_layout(graph):
     return layout
 
 
+def _codegen_version():
+    """A digest of this package's source: cached object code from another
+    version of the code generator is never reused."""
+    import hashlib
+    import pathlib
+    h = hashlib.sha256()
+    for f in sorted(pathlib.Path(__file__).parent.glob('*.py')):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+CODEGEN_VERSION = _codegen_version()
+
+
+def describe_graph(graph, name, features, threads):
+    """Everything the emitted code depends on, as text (the disk-cache key):
+    nodes, edges, fusion groups, the memory plan, vector width and threads.
+    Constants and parameters are buffers, not code, so their values are not
+    part of it."""
+    nodes = [(n, d['op'], repr(sorted((d.get('attrs') or {}).items())), tuple(d['shape']),
+              d['dtype'], repr(sorted(d.get('scalars', {}).items())), 'param' in d,
+              'value' in d) for n, d in sorted(graph.nodes(data=True))]
+    edges = sorted((u, v, e['pos']) for u, v, e in graph.edges(data=True))
+    groups = [(i, g['kind'], g['root'], g['anchor'], tuple(g['nodes']), tuple(g['inputs']))
+              for i, g in sorted(graph.graph['groups'].items())]
+    mem = graph.graph['memory']
+    plan = (tuple(mem['buffers']), tuple(sorted((k, repr(v)) for k, v in mem['assign'].items())))
+    io = (tuple(graph.graph['inputs']), tuple(graph.graph['outputs']),
+          tuple(graph.graph['updates']))
+    return repr((CODEGEN_VERSION, name, vector_width(features or {}), threads, nodes, edges,
+                 groups, plan, io))
+
+
 def lower(graph, name='graph', features=None, threads=1):
     """The LLVM module for ``graph`` (after the fusion and memory passes)."""
     if 'groups' not in graph.graph or 'memory' not in graph.graph:
