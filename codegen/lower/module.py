@@ -63,6 +63,8 @@ def vector_width(features):
 
 
 def plan_layout(graph):
+    if 'groups' not in graph.graph or 'memory' not in graph.graph:
+        raise LoweringError('native code needs the fusion and memory passes (disabled)')
     layout = Layout()
     groups = graph.graph['groups']
     mem = graph.graph['memory']
