@@ -44,10 +44,11 @@ def _load_openmp():
     """libgomp for GOMP_parallel; without it kernels run on one thread."""
     for name in ('libgomp.so.1', 'libgomp.so'):
         try:
-            ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
-        except OSError:
+            llvm.load_library_permanently(name)     # makes its symbols visible to MCJIT
+        except RuntimeError:
             continue
-        return llvm.address_of_symbol('GOMP_parallel') is not None
+        if llvm.address_of_symbol('GOMP_parallel') is not None:
+            return True
     return False
 
 
