@@ -268,8 +268,9 @@ def test_parallel_kernels_use_openmp_and_match(monkeypatch):
     ref, got, exe = compile_graph(
         lambda a, b: (npx.gelu(a) + 1, npx.softmax(a), np.matmul(a, b.T)), [x, w])
     assert 'GOMP_parallel' in exe.ir_text
-    for r, g in zip(ref, got):
-        onp.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+    # the 1024-long dot products of the matmul round differently (blocked, FMA)
+    for r, g, atol in zip(ref, got, (1e-5, 1e-6, 2e-4)):
+        onp.testing.assert_allclose(g, r, rtol=1e-4, atol=atol)
     monkeypatch.setenv('TRACER_NUM_THREADS', '1')
     _, _, small = compile_graph(lambda a: a + 1, [onp.ones((4, 4), 'float32')])
     assert 'GOMP_parallel' not in small.ir_text
