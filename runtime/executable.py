@@ -57,7 +57,8 @@ class Executable:
         self.params = [graph.nodes[n]['param'] for _, role, n in layout.args if role == 'param']
         self.out_specs = [(tuple(graph.nodes[n]['shape']), _onp.dtype(graph.nodes[n]['dtype']))
                           for _, role, n in layout.args if role == 'output']
-        roots = list(graph.graph['outputs']) + list(graph.graph['updates'])
+        roots = list(graph.graph['outputs']) + list(graph.graph['updates']) + \
+            list(graph.graph.get('guards', []))
         out_nodes = [n for _, role, n in layout.args if role == 'output']
         self.gather = []          # per graph output: ('out', k) or ('node', n)
         for n in roots:

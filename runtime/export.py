@@ -25,7 +25,14 @@ def _latest_graph_entry(block):
     for entry in reversed(entries):
         if entry.kind == 'graph':
             return entry
-    brk = entries[-1].brk
+    last = entries[-1]
+    if last.kind == 'variants':
+        lines = sorted(set(s for e in last.entries for s in e.guard_sources))
+        raise TracerError(f'cannot export {type(block).__name__}: its forward branches on array '
+                          f'values at {", ".join(lines)}, so no single graph computes it (the '
+                          f'compiled graphs are specialized to the branches taken). Export a '
+                          f'child block without such branches.')
+    brk = last.brk
     raise TracerError(f'cannot export {type(block).__name__}: its forward does not trace to '
                       f'one graph ({brk}). Remove the value-dependent Python at that line, or '
                       f'export a child block that traces fully.')

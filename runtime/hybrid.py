@@ -98,6 +98,13 @@ class StaleGraph(Exception):
     """A value folded into the graph changed: the signature must retrace."""
 
 
+class GuardFailed(Exception):
+    """A speculated branch went the other way for these inputs."""
+
+
+MAX_VARIANTS = 8
+
+
 class GraphEntry:
     """A traced and optimized graph for one signature, run by the interpreter."""
     kind = 'graph'
@@ -106,7 +113,10 @@ class GraphEntry:
         self.block_name = type(block).__name__
         traced = trace.graph
         traced.graph.update(inputs=list(trace.inputs), outputs=list(out_nodes),
-                            updates=[n for _, n in updates])
+                            updates=[n for _, n in updates],
+                            guards=[n for n, _, _ in trace.guards])
+        self.guard_values = [v for _, v, _ in trace.guards]
+        self.guard_sources = [s for _, _, s in trace.guards]
         self.traced = traced
         self.folded = []                # (Parameter, version) baked into constants
         ctx = PassContext(freeze=block._freeze and not autograd.is_recording(),
@@ -118,7 +128,8 @@ class GraphEntry:
         self.updates = [(p, n) for (p, _), n in zip(updates, g['updates'])]
         self.params = [(d['param'], n) for n, d in self.graph.nodes(data=True)
                        if 'param' in d]
-        self.program = Program(self.graph, self.inputs, self.outputs + list(g['updates']))
+        self.program = Program(self.graph, self.inputs,
+                               self.outputs + list(g['updates']) + list(g['guards']))
         self._backward = {}
         self.native, self.native_error = None, None
         if config.native_enabled():
@@ -158,6 +169,10 @@ class GraphEntry:
         else:
             outs, env = self.program.run(values), None
         nout = len(self.outputs)
+        if self.guard_values:
+            for v, expected in zip(outs[nout + len(self.updates):], self.guard_values):
+                if bool(v) != expected:
+                    raise GuardFailed()
         for (p, _), v in zip(self.updates, outs[nout:]):
             p._data._data[...] = v
         results = [wrap(o) for o in outs[:nout]]
@@ -180,7 +195,9 @@ class GraphEntry:
         empty = _onp.empty
         from tracer.gluon.parameter import data_epoch
         cached = [data_epoch[0], [p._data._data for p in params]]
-        if single and len(self.inputs) == 1:
+        nout = len(self.outputs)
+        guards = list(enumerate(self.guard_values, nout))
+        if single and len(self.inputs) == 1 and not guards:
             shape, dtype = specs[0]
 
             def fast1(args):                       # the common case, kept minimal
@@ -205,8 +222,11 @@ class GraphEntry:
                 call_native(*[a._data for a in args], *cached[1], *outs)
             except ValueError:
                 return None                      # e.g. a non-contiguous view: full path
+            for k, expected in guards:
+                if bool(outs[k]) != expected:
+                    return None                  # another branch: the full path retraces
             res = []
-            for o in outs:
+            for o in outs[:nout]:
                 r = _new(NDArray)
                 r._data, r._node = o, None
                 res.append(r)
@@ -279,6 +299,39 @@ class _GraphGrad:
         for n, parent in zip(bwd.outputs, self.parents):
             grads.append(wrap(next(outs)) if n is not None else None)
         return tuple(grads)
+
+
+class Variants:
+    """Graphs specialized on the branches the data took (guards), most
+    recently used first.  A call whose guards all hold uses that graph; when
+    none fits, the forward is traced again along the new path (up to
+    MAX_VARIANTS graphs, then it runs eagerly)."""
+    kind = 'variants'
+
+    def __init__(self, entry):
+        self.entries = [entry]
+        self.exhausted = False
+
+    def run(self, block, args, kwargs, leaves):
+        for i, entry in enumerate(self.entries):
+            try:
+                out = entry.run(block, args, kwargs, leaves)
+            except GuardFailed:
+                continue
+            if i:
+                self.entries.insert(0, self.entries.pop(i))
+            return out
+        if not self.exhausted and len(self.entries) < MAX_VARIANTS:
+            entry = _trace_entry(block, args, kwargs, leaves, push=False)
+            if entry.kind == 'graph' and entry.guard_values:
+                self.entries.insert(0, entry)
+                return entry.run(block, args, kwargs, leaves)
+        if not self.exhausted:
+            self.exhausted = True
+            warnings.warn(f'{type(block).__name__}: the branches its forward takes vary too much '
+                          f'({len(self.entries)} specialized graphs); inputs that fit none of '
+                          f'them run the forward eagerly', stacklevel=5)
+        return block.forward(*args, **kwargs)
 
 
 class EagerEntry:
@@ -376,6 +429,8 @@ def call_fast(block, args):
         out = call(block, args, {})
         entry = block._cached.get(signature(args, {})[0])
         if entry is not None:
+            if entry.kind == 'variants':
+                entry = entry.entries[0]
             fast = entry.fast_path() if entry.kind == 'graph' else None
             block._fast[key] = False if fast is None else fast    # False: always the full path
         return out
@@ -423,7 +478,17 @@ def _trace(block, args, kwargs, key, leaves, push):
             warnings.warn(f'{type(block).__name__} has been traced {MAX_RECOMPILES + 1} times; '
                           f'the last change was {_describe_change(last, key)}. It keeps working, '
                           f'but each new signature costs a trace.', stacklevel=4)
+    entry = _trace_entry(block, args, kwargs, leaves, push)
+    if entry.kind == 'graph' and entry.guard_values:
+        entry = Variants(entry)
+    cache[key] = entry
+    return entry
+
+
+def _trace_entry(block, args, kwargs, leaves, push):
     trace = Trace()
+    trace.speculate = not block._fullgraph and config.speculation_enabled()
+    trace.input_values = [a._data if isinstance(a, NDArray) else _onp.asarray(a) for a in leaves]
     names = _input_names(len(leaves))
     syms = [trace.input(nm, a.shape, a.dtype) for nm, a in zip(names, leaves)]
     sargs, skw = unflatten(flatten((args, kwargs), []), syms)
@@ -433,14 +498,11 @@ def _trace(block, args, kwargs, key, leaves, push):
         with tracing(trace):
             out = block.forward(*sargs, **skw)
     except GraphBreak as brk:
-        entry = _fallback(block, brk)
-    else:
-        entry = _graph_entry(block, trace, out)
+        return _fallback(block, brk)
     finally:
         if push:
             scope.pop()
-    cache[key] = entry
-    return entry
+    return _graph_entry(block, trace, out)
 
 
 def _graph_entry(block, trace, out):

@@ -104,10 +104,19 @@ def test_export_needs_a_hybridized_forward_and_no_break(tmp_path):
         net.export(str(tmp_path / 'm'))
     fixed = founding.make_models()['FixedHiddenMLP']
     fixed.hybridize()
-    with pytest.warns(UserWarning):
-        fixed(np.ones((2, 20)))
-    with pytest.raises(TracerError, match=r'founding.py:\d+'):
+    fixed(np.ones((2, 20)))
+    with pytest.raises(TracerError, match=r'branches on array values at .*founding.py:\d+'):
         fixed.export(str(tmp_path / 'f'))
+
+    class Reads(gluon.nn.Block):
+        def forward(self, x):
+            return x * float(x.sum())            # a value read: a graph break
+    reads = Reads()
+    reads.hybridize()
+    with pytest.warns(UserWarning, match='graph break'):
+        reads(np.ones((2,)))
+    with pytest.raises(TracerError, match=r'graph break at .*test_export.py:\d+'):
+        reads.export(str(tmp_path / 'r'))
 
 
 def _rewrite(sym, tmp_path, name, fn):

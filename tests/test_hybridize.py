@@ -119,13 +119,12 @@ def test_cached_graph_does_not_rerun_forward():
     assert len(calls) == 2
 
 
-def test_break_warns_once_with_file_and_line_and_fullgraph_raises():
+def test_break_warns_once_with_file_and_line_and_fullgraph_raises(monkeypatch):
+    monkeypatch.setenv('TRACER_SPECULATE', '0')       # branches are breaks, as in Gluon
     net = founding.make_models()['FixedHiddenMLP']
     net.hybridize()
     x = np.random.uniform(size=(2, 20))
     line = _line('while np.abs(X).sum() > 1')
-    import runtime.hybrid as rh
-    rh._warned_sites.clear()
     with pytest.warns(GraphBreakWarning, match=f'founding.py:{line}'):
         net(x)
     with warnings.catch_warnings():
@@ -133,12 +132,54 @@ def test_break_warns_once_with_file_and_line_and_fullgraph_raises():
         net(np.random.uniform(size=(3, 20)))      # same site: no second warning
     assert _entry_kinds(net) == ['eager', 'eager']
     assert [e.kind for e in net.dense._cached.values()] == ['graph', 'graph']  # child compiled
-    net.hybridize(fullgraph=True)
+    monkeypatch.setenv('TRACER_SPECULATE', '1')
+    net.hybridize(fullgraph=True)                 # fullgraph: no value-dependent Python at all
     with pytest.raises(FullGraphError, match=f'founding.py:{line}'):
         net(x)
 
 
-def test_sequential_compiles_runs_around_the_breaking_child():
+def test_branches_on_values_compile_as_guarded_specializations():
+    net = founding.make_models()['FixedHiddenMLP']
+    xs = [np.random.uniform(size=(2, 20)) * s for s in (1.0, 4.0, 20.0, 1.0, 60.0, 4.0)]
+    refs = [net(x).item() for x in xs]            # eager: the while loop runs 0..n times
+    net.hybridize()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')            # no graph break, no warning
+        outs = [net(x).item() for x in xs]
+    onp.testing.assert_allclose(outs, refs, rtol=1e-5)
+    (entry,) = net._cached.values()
+    assert entry.kind == 'variants' and 1 < len(entry.entries) <= 4
+    assert all(e.native is not None for e in entry.entries)
+    report = str(tracer.explain(net, xs[0]))
+    assert 'guard' in report and 'founding.py' in report
+    # gradients through a specialized graph equal eager gradients
+    x = xs[2]
+    net.zero_grad()
+    with autograd.record():
+        net(x).backward()
+    g = net.dense.weight.grad().asnumpy().copy()
+    net.hybridize(active=False)
+    net.zero_grad()
+    with autograd.record():
+        net(x).backward()
+    onp.testing.assert_allclose(g, net.dense.weight.grad().asnumpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_too_many_branch_patterns_fall_back_to_eager():
+    class Steps(nn.Block):
+        def forward(self, x):
+            while x.sum() < 100:
+                x = x + 1
+            return x
+    net = Steps()
+    net.hybridize()
+    with pytest.warns(UserWarning, match='specialized graphs'):
+        outs = [net(np.full((1,), float(v))).item() for v in range(0, 90, 9)]
+    assert outs == [100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0]
+
+
+def test_sequential_compiles_runs_around_the_breaking_child(monkeypatch):
+    monkeypatch.setenv('TRACER_SPECULATE', '0')
     chimera = founding.make_models()['chimera']
     chimera.hybridize()
     x = np.random.uniform(size=(2, 20))
@@ -153,7 +194,7 @@ def test_sequential_compiles_runs_around_the_breaking_child():
     assert 'graph break at' in report and 'founding.py' in report
 
 
-def test_value_reads_are_breaks_not_frozen_branches():
+def test_value_reads_are_breaks_or_guards_never_frozen_branches():
     class Branchy(nn.Block):
         def forward(self, x):
             if x.sum() > 0:
@@ -161,9 +202,11 @@ def test_value_reads_are_breaks_not_frozen_branches():
             return x * -1
     net = Branchy()
     net.hybridize()
-    with pytest.warns(GraphBreakWarning, match='bool'):
-        onp.testing.assert_array_equal(net(np.ones((2,))).asnumpy(), [2, 2])
+    onp.testing.assert_array_equal(net(np.ones((2,))).asnumpy(), [2, 2])
     onp.testing.assert_array_equal(net(-np.ones((2,))).asnumpy(), [1, 1])   # not frozen
+    onp.testing.assert_array_equal(net(np.ones((2,))).asnumpy(), [2, 2])
+    (entry,) = net._cached.values()
+    assert entry.kind == 'variants' and len(entry.entries) == 2
     for read in (lambda x: float(x.sum()), lambda x: x.sum().item(), lambda x: x.asnumpy()):
         class Reader(nn.Block):
             def forward(self, x, read=read):
@@ -207,8 +250,7 @@ def test_recompile_warning_after_eight_signatures():
 def test_feature_size_conflict_names_block_path_and_expected_shape():
     chimera = founding.make_models()['chimera']
     chimera.hybridize()
-    with pytest.warns(GraphBreakWarning):
-        chimera(np.ones((2, 20)))
+    chimera(np.ones((2, 20)))
     with pytest.raises(ShapeError) as err:
         chimera(np.ones((2, 7)))
     assert "'0.net.0'" in str(err.value) and '(batch, 20)' in str(err.value)

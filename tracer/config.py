@@ -12,6 +12,12 @@ import os
 _debug_eager = os.environ.get('TRACER_DEBUG_EAGER', '') not in ('', '0')
 
 
+def speculation_enabled():
+    """``TRACER_SPECULATE=0``: a branch on an array value is a graph break
+    (eager fallback) instead of a guarded, specialized graph."""
+    return os.environ.get('TRACER_SPECULATE', '1') not in ('0', '')
+
+
 def native_enabled():
     return os.environ.get('TRACER_NATIVE', '1') not in ('0', '')
 

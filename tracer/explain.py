@@ -22,7 +22,10 @@ class Explanation:
         self.signatures = signatures
         self.graphs = []
         self.breaks = []
+        self.guards = []     # branches on values the compiled graphs are specialized to
         self._collect(block, entry)
+        if entry.kind == 'variants':
+            entry = entry.entries[0]           # the most recently used specialization
         is_graph = entry.kind == 'graph'
         self.graph = entry.graph if is_graph else None
         self.traced_graph = entry.traced if is_graph else None
@@ -34,8 +37,15 @@ class Explanation:
         self.kernels = native.kernels() if native is not None else []
 
     def _collect(self, owner, entry):
+        if entry.kind == 'variants':
+            for e in entry.entries:
+                self._collect(owner, e)
+            return
         if entry.kind == 'graph':
             self.graphs.append((type(owner).__name__, entry.graph))
+            for src, value in zip(entry.guard_sources, entry.guard_values):
+                self.guards.append({'source': src, 'value': value,
+                                    'block': type(owner).__name__})
             return
         if entry.kind == 'eager':      # a segmented entry's break is its child's
             self.breaks.append({'source': entry.brk.source, 'reason': entry.brk.reason,
@@ -60,6 +70,12 @@ class Explanation:
         for b in self.breaks:
             where = f" in block '{b['scope']}'" if b['scope'] else ''
             out.append(f"  graph break at {b['source']}{where} ({b['block']}): {b['reason']}")
+        if self.guards:
+            out.append(f'  {len(self.graphs)} graph(s) specialized on branches (guards checked '
+                       f'on every call):')
+            for g in self.guards:
+                out.append(f"    guard at {g['source']} ({g['block']}): branch taken = "
+                           f"{g['value']}")
         if self.kernels:
             out.append(f'  native code: {len(self.kernels)} kernel(s)')
             for k in self.kernels:

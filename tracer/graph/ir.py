@@ -10,8 +10,9 @@ from .interpreter import SOURCE_OPS, arguments  # noqa: F401  (re-exported)
 
 
 def roots(graph):
-    """Nodes whose values leave the graph: outputs and updates."""
-    return list(graph.graph.get('outputs', [])) + list(graph.graph.get('updates', []))
+    """Nodes whose values leave the graph: outputs, updates and guards."""
+    gg = graph.graph
+    return list(gg.get('outputs', [])) + list(gg.get('updates', [])) + list(gg.get('guards', []))
 
 
 def new_id(graph):
@@ -28,7 +29,7 @@ def replace_uses(graph, old, new):
     for _, v, k, e in list(graph.out_edges(old, keys=True, data=True)):
         graph.remove_edge(old, v, key=k)
         graph.add_edge(new, v, pos=e['pos'])
-    for key in ('outputs', 'updates'):
+    for key in ('outputs', 'updates', 'guards'):
         if key in graph.graph:
             graph.graph[key] = [new if x == old else x for x in graph.graph[key]]
 
@@ -70,7 +71,7 @@ def check(graph, error=GraphError):
     from .trace import spec_of_node
     if not nx.is_directed_acyclic_graph(graph):
         raise error('the graph has a cycle')
-    for key in ('inputs', 'outputs', 'updates'):
+    for key in ('inputs', 'outputs', 'updates', 'guards'):
         for n in graph.graph.get(key, []):
             if n not in graph:
                 raise error(f'{key} refers to node {n}, which is not in the graph')

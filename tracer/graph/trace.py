@@ -108,6 +108,9 @@ class Symbol(NDArray):
                          f'(shape {self.shape}, {self.dtype})', user_source(3))
 
     def __bool__(self):
+        trace = self._data.trace
+        if trace.speculate and self.size == 1:
+            return trace.guard(self._data.node, user_source(2))
         self._break('bool() (an `if` or `while` on an array)')
 
     def __float__(self):
@@ -155,6 +158,44 @@ class Trace:
         self._consts = {}      # id(array) -> node
         self._keep = []        # keeps constant arrays alive while ids are keys
         self.inputs = []       # input node ids, in call order
+        # Speculation: with the concrete inputs known, ``bool(symbol)`` takes the
+        # branch the data takes now and records a guard (node, value, source);
+        # the compiled graph computes the guard too and is only trusted when
+        # every guard comes out the same.
+        self.speculate = False
+        self.input_values = None
+        self.guards = []
+        self._values = {}
+
+    def guard(self, node, source):
+        if any(ops_nondeterministic(self.graph.nodes[a]['op'])
+               for a in nx.ancestors(self.graph, node) | {node}):
+            raise GraphBreak('a branch on a random value', source)
+        value = bool(self.evaluate(node))
+        self.guards.append((node, value, source))
+        return value
+
+    def evaluate(self, node):
+        """The concrete value of ``node`` for the inputs being traced (memoized)."""
+        from .interpreter import arguments
+        vals = self._values
+        if node in vals:
+            return vals[node]
+        for n in nx.topological_sort(self.graph.subgraph(nx.ancestors(self.graph, node) | {node})):
+            if n in vals:
+                continue
+            d = self.graph.nodes[n]
+            if d['op'] == 'input':
+                vals[n] = self.input_values[self.inputs.index(n)]
+            elif 'param' in d:
+                vals[n] = d['param']._data._data
+            elif d['op'] == 'constant':
+                vals[n] = d['value']
+            else:
+                from .. import ops
+                args = [vals[s] if s is not None else v for _, s, v in arguments(self.graph, n)]
+                vals[n] = _onp.asarray(ops.get(d['op']).impl(*args, **(d.get('attrs') or {})))
+        return vals[node]
 
     # ---------------------------------------------------------------- nodes
     def _add(self, op, shape, dtype, **attrs):
@@ -247,6 +288,11 @@ class tracing:
     def __exit__(self, *exc):
         global current
         current, dispatch.trace_hook = self._saved
+
+
+def ops_nondeterministic(name):
+    from .. import ops
+    return name in ops.OPS and ops.OPS[name].nondeterministic
 
 
 def spec_of_node(graph, n):
