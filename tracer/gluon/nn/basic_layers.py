@@ -11,6 +11,19 @@ def _where(block):
     return scope.describe() or type(block).__name__
 
 
+def _per_channel(block, x, params):
+    """Finish the deferred init of per-channel parameters from ``x`` and check
+    that ``x`` has as many channels on ``block._axis`` as they do."""
+    n = x.shape[block._axis]
+    for p in params:
+        if p._data is None and p._deferred is not None:
+            p.shape = (n,)
+            p._finish_deferred_init()
+    if params[0].shape[0] != n:
+        raise ShapeError(f'{_where(block)}: input of shape {tuple(x.shape)} has {n} channels '
+                         f'on axis {block._axis} but the layer expects {params[0].shape[0]}')
+
+
 class Dense(HybridBlock):
     """Fully connected layer: ``activation(x @ weight.T + bias)``.
 
@@ -131,14 +144,7 @@ class LayerNorm(HybridBlock):
                               grad_req='write' if center else 'null')
 
     def forward(self, x):
-        n = x.shape[self._axis]
-        for p in (self.gamma, self.beta):
-            if p._data is None and p._deferred is not None:
-                p.shape = (n,)
-                p._finish_deferred_init()
-        if self.gamma.shape[0] != n:
-            raise ShapeError(f'{_where(self)}: input of shape {tuple(x.shape)} has {n} channels '
-                             f'on axis {self._axis} but the layer expects {self.gamma.shape[0]}')
+        _per_channel(self, x, (self.gamma, self.beta))
         return npx.layer_norm(x, self.gamma.data(), self.beta.data(), axis=self._axis,
                               eps=self._epsilon)
 
@@ -177,15 +183,8 @@ class BatchNorm(HybridBlock):
         if x.ndim < 2:
             raise ShapeError(f'{_where(self)}: BatchNorm expects at least 2 dimensions, got '
                              f'{tuple(x.shape)}')
-        n = x.shape[self._axis]
         params = (self.gamma, self.beta, self.running_mean, self.running_var)
-        for p in params:
-            if p._data is None and p._deferred is not None:
-                p.shape = (n,)
-                p._finish_deferred_init()
-        if self.gamma.shape[0] != n:
-            raise ShapeError(f'{_where(self)}: input of shape {tuple(x.shape)} has {n} channels '
-                             f'on axis {self._axis} but the layer expects {self.gamma.shape[0]}')
+        _per_channel(self, x, params)
         return npx.batch_norm(x, *(p.data() for p in params), eps=self._epsilon,
                               momentum=self._momentum, axis=self._axis,
                               use_global_stats=self._use_global_stats, training=self.training)
