@@ -132,6 +132,7 @@ class GraphEntry:
                                self.outputs + list(g['updates']) + list(g['guards']))
         self._backward = {}
         self.native, self.native_error = None, None
+        self._train = {}
         if config.native_enabled():
             self._compile_native(block)
 
@@ -163,7 +164,12 @@ class GraphEntry:
             any(isinstance(a, NDArray) and a._node is not None for a in leaves) or
             any(p._data is not None and p._data._node is not None for p, _ in self.params))
         if tracked:
-            outs, env = self.program.run(values, keep_env=True)
+            training = self._training(self._wrt_nodes())
+            if training is not None:
+                outs, env = training.forward(values)
+            else:
+                outs, env = self.program.run(values, keep_env=True)
+                env = _ProgramEnv(self.program.slot, env)
         elif self.native is not None:
             outs, env = self._run_native(values), None
         else:
@@ -247,9 +253,26 @@ class GraphEntry:
                 raise ShapeError(f'{self.block_name}{scope.where()}: {e}') from None
 
     # ------------------------------------------------------------ autograd
+    def _wrt_nodes(self):
+        return list(self.inputs) + [n for _, n in self.params]
+
+    def _training(self, wrt_nodes):
+        """Native forward-with-saved-values and backward executables (None:
+        no native code; the interpreter and the backward graph's Program run)."""
+        if self.native is None:
+            return None
+        key = tuple(wrt_nodes)
+        if key not in self._train:
+            try:
+                self._train[key] = _Training(self, wrt_nodes)
+            except Exception as e:                 # LoweringError or a code generator bug
+                self._train[key] = None
+                self.native_error = f'training: {type(e).__name__}: {e}'
+        return self._train[key]
+
     def _record(self, leaves, env, results):
         wrt_arrays = [a for a in leaves] + [p._data for p, _ in self.params]
-        wrt_nodes = list(self.inputs) + [n for _, n in self.params]
+        wrt_nodes = self._wrt_nodes()
         parents = tuple(a._node if isinstance(a, NDArray) else None for a in wrt_arrays)
         if not any(p is not None for p in parents):
             return
@@ -284,21 +307,73 @@ class _GraphGrad:
     def grad(self, ctx, g):
         entry = self.entry
         bwd = entry.backward_graph(self.wrt_nodes)
-        slot = entry.program.slot
         values = []
         for kind, ref in bwd.input_keys:
             if kind == 'saved':
-                values.append(self.env[slot[ref]])
+                values.append(self.env[ref])
             elif ref == self.k:
                 values.append(g._data)
             else:
                 d = entry.graph.nodes[entry.outputs[ref]]
                 values.append(_onp.zeros(d['shape'], d['dtype']))
-        outs = iter(bwd.program.run(values))
+        training = entry._training(self.wrt_nodes)
+        outs = iter(training.bwd.run(values) if training is not None else bwd.program.run(values))
         grads = []
         for n, parent in zip(bwd.outputs, self.parents):
             grads.append(wrap(next(outs)) if n is not None else None)
         return tuple(grads)
+
+
+class _ProgramEnv:
+    """Forward values kept by the interpreter, looked up by node."""
+
+    def __init__(self, slot, env):
+        self.slot, self.env = slot, env
+
+    def __getitem__(self, node):
+        return self.env[self.slot[node]]
+
+
+class _Training:
+    """Compiled training for one entry: a forward that also returns the values
+    the backward graph reads, and the compiled backward graph."""
+
+    def __init__(self, entry, wrt_nodes):
+        from tracer.graph.interpreter import SOURCE_OPS
+        from tracer.graph.ir import copy_graph
+
+        from .executable import Executable
+        bwd = entry.backward_graph(wrt_nodes)
+        g = entry.graph
+        saved = list(dict.fromkeys(ref for kind, ref in bwd.input_keys if kind == 'saved'))
+        self.sources = [n for n in saved if g.nodes[n]['op'] in SOURCE_OPS]
+        self.computed = [n for n in saved if n not in self.sources]
+        fwd = copy_graph(g)
+        for key in ('groups', 'memory'):
+            fwd.graph.pop(key, None)
+        self.n_out = len(g.graph['outputs'])
+        fwd.graph['outputs'] = list(g.graph['outputs']) + self.computed
+        keep_nodes = frozenset({'fold', 'simplify', 'cse', 'dce'})   # node ids must stay
+        fwd, _ = optimize(fwd, PassContext(disabled=keep_nodes))
+        name = entry.block_name.lower()
+        self.fwd = Executable(fwd, name=f'{name}_train')
+        self.bwd = Executable(bwd.graph, name=f'{name}_grad')
+        self.inputs = list(g.graph['inputs'])
+        self.graph = g
+
+    def forward(self, values):
+        outs = self.fwd.run(values)
+        n, k = self.n_out, len(self.computed)
+        env = dict(zip(self.computed, outs[n:n + k]))
+        for node in self.sources:
+            d = self.graph.nodes[node]
+            if node in self.inputs:
+                env[node] = values[self.inputs.index(node)]
+            elif 'param' in d:
+                env[node] = d['param']._data._data
+            else:
+                env[node] = d['value']
+        return outs[:n] + outs[n + k:], env
 
 
 class Variants:

@@ -41,7 +41,11 @@ def _init():
 
 
 def _load_openmp():
-    """libgomp for GOMP_parallel; without it kernels run on one thread."""
+    """libgomp for GOMP_parallel; without it kernels run on one thread.
+    Idle threads sleep (``OMP_WAIT_POLICY=passive`` unless the user set it):
+    spinning threads make every parallel region very slow as soon as another
+    process shares the cores, and only kernels with enough work are parallel."""
+    os.environ.setdefault('OMP_WAIT_POLICY', 'passive')
     for name in ('libgomp.so.1', 'libgomp.so'):
         try:
             llvm.load_library_permanently(name)     # makes its symbols visible to MCJIT

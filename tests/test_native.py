@@ -319,3 +319,21 @@ def test_training_still_correct_with_native_inference():
     with autograd.record():
         net(x).sum().backward()
     onp.testing.assert_allclose(g, net.out.weight.grad().asnumpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_epilogue_members_computed_before_the_anchor():
+    """Epilogue inputs the user computes before the matmul/reduction (so they
+    sort before the anchor) must still be evaluated as the epilogue."""
+    rng = onp.random.default_rng(5)
+    a = rng.uniform(-1, 1, (6, 8)).astype('float32')
+    w = rng.uniform(-1, 1, (5, 8)).astype('float32')
+    c = rng.uniform(-1, 1, (6, 5)).astype('float32')
+    r = rng.uniform(-1, 1, (6,)).astype('float32')
+
+    def fn(x, wt, cc, rr):
+        mask = cc > 0                      # traced before the matmul it scales
+        m2 = rr * 2.0                      # traced before the reduction it shifts
+        return np.matmul(x, wt.T) * mask, x.sum(axis=1) + m2, npx.softmax(x) + x * 0 + 1
+    ref, got, _ = compile_graph(fn, [a, w, c, r])
+    for rf, g in zip(ref, got):
+        onp.testing.assert_allclose(g, rf, rtol=1e-5, atol=1e-6)

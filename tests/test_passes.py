@@ -353,3 +353,12 @@ def test_pipeline_reports_disables_and_verifies(monkeypatch):
     g = tracer.explain(founding.make_models()['MLP'], x).traced_graph
     with pytest.raises(PassError, match="after pass 'broken'"):
         passes.optimize(g, PassContext(verify=True))
+
+
+def test_anchor_never_joins_a_movement_group():
+    """A square matmul read by a transpose of the same shape stays apart."""
+    g = build(lambda x, w: np.matmul(x, w).T * 2, (8, 8), (8, 8))
+    h, _ = apply(fusion, g)
+    kinds = {tuple(h.nodes[n]['op'] for n in grp['nodes']): grp['kind']
+             for grp in h.graph['groups'].values()}
+    assert kinds[('matmul',)] == 'matmul' and kinds[('transpose',)] == 'movement'

@@ -66,6 +66,17 @@ def evaluate(cx, graph, members, leaf):
     return vals
 
 
+def split_members(graph, group):
+    """(prologue, epilogue) of an anchored group, each in topological order:
+    the prologue feeds the anchor; everything else reads its result."""
+    import networkx as nx
+    anchor, members = group['anchor'], group['nodes']
+    feeds = nx.ancestors(graph, anchor)
+    prologue = [n for n in members if n in feeds]
+    epilogue = [n for n in members if n != anchor and n not in feeds]
+    return prologue, epilogue
+
+
 def externals(graph, nodes, members):
     """Sources read by ``nodes`` that are not group ``members`` (in order)."""
     inside = set(members)
@@ -179,8 +190,7 @@ def emit_reduction(module, name, graph, gid, group, slot_of, W):
         return _emit_normalization(module, name, graph, gid, group, slot_of, W)
     members = group['nodes']
     root = group['root']
-    pos = members.index(anchor)
-    prologue, epilogue = members[:pos], members[pos + 1:]
+    prologue, epilogue = split_members(graph, group)
     (_, src, _), = arguments(graph, anchor)
     in_shape = _shape(graph, src)
     rdt = _dtype(graph, anchor)

@@ -5,7 +5,7 @@ applied to each tile as it is stored."""
 from tracer.graph.ir import arguments
 
 from .irutil import I64, LoweringError, buffer_ptr, load, splat
-from .kernels import Kernel, _dtype, _shape, _size, evaluate, externals, new_function
+from .kernels import split_members, Kernel, _dtype, _shape, _size, evaluate, externals, new_function
 from .loopnest import broadcast_strides, contiguous_strides
 from .matmul import emit_matmul
 from .scalar_ops import Cx, cast
@@ -25,8 +25,7 @@ def _batch_offset(b, batch, batch_shape, strides):
 def emit_matmul_group(module, name, graph, gid, group, slot_of, W):
     anchor = group['anchor']
     members = group['nodes']
-    pos = members.index(anchor)
-    prologue, epilogue = members[:pos], members[pos + 1:]
+    prologue, epilogue = split_members(graph, group)
     root = group['root']
     (_, a_src, _), (_, b_src, _) = arguments(graph, anchor)
     trans_b = False

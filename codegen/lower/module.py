@@ -27,7 +27,10 @@ from .movement import emit_movement, emit_opaque
 
 # Static slots after the buffers: objects from the host process.
 HOST_SYMBOLS = ('ndarray_type', 'PyErr_SetString', 'PyExc_ValueError', 'PyExc_IndexError')
-PARALLEL_WORK = 1 << 17          # element-ops below which a kernel runs on one thread
+# Work below which a kernel runs on one thread (waking a thread costs ~10-50 us):
+# element-operations for loops, floating-point operations for matmuls.
+PARALLEL_WORK = {'matmul': 1 << 23}
+PARALLEL_WORK_DEFAULT = 1 << 18
 
 
 @dataclass
@@ -246,7 +249,8 @@ def _emit_run(module, name, kernels, threads):
         for i, slot in enumerate(k.operands):
             p = b.load(b.gep(table, [I64(slot)], source_etype=PTR), typ=PTR, align=8)
             b.store(p, b.gep(local, [I64(i)], source_etype=PTR), align=8)
-        if threads > 1 and k.extent >= threads and k.work >= PARALLEL_WORK:
+        if threads > 1 and k.extent >= threads and \
+                k.work >= PARALLEL_WORK.get(k.kind, PARALLEL_WORK_DEFAULT):
             if gomp is None:
                 gomp = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR, I32, I32]),
                                    'GOMP_parallel')

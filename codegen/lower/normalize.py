@@ -7,7 +7,7 @@ from tracer.graph.ir import arguments
 
 from . import mathlib
 from .irutil import I64, buffer_ptr, call_intrinsic, const, horizontal, load, splat, store
-from .kernels import Kernel, _alloc_temp, _dtype, _free, _shape, _size, evaluate, externals, \
+from .kernels import split_members, Kernel, _alloc_temp, _dtype, _free, _shape, _size, evaluate, externals, \
     new_function
 from .loopnest import accumulate, broadcast_strides, for_each
 from .scalar_ops import Cx
@@ -36,8 +36,7 @@ def emit_normalization(module, name, graph, gid, group, slot_of, W):
     d = graph.nodes[anchor]
     op, attrs = d['op'], d.get('attrs') or {}
     members = group['nodes']
-    pos = members.index(anchor)
-    prologue, epilogue = members[:pos], members[pos + 1:]
+    prologue, epilogue = split_members(graph, group)
     root = group['root']
     args = arguments(graph, anchor)
     src = args[0][1]

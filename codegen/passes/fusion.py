@@ -50,8 +50,9 @@ def _can_join(graph, n, c, group):
             positions = {e['pos'] for _, _, e in graph.out_edges(n, data=True)}
             return positions == {0}
         return False
-    if kind in ANCHORS:
-        return group['anchor'] is None and d['shape'] == graph.nodes[group['root']]['shape']
+    if kind in ANCHORS:            # only into an elementwise group, as its epilogue
+        return group['anchor'] is None and group['kind'] == Kind.ELEMENTWISE.value and \
+            d['shape'] == graph.nodes[group['root']]['shape']
     if d['op'] == 'transpose' and ckind == Kind.MATMUL and c == group['anchor']:
         positions = {e['pos'] for _, _, e in graph.out_edges(n, data=True)}
         return positions == {1} and _swaps_last_two(d)     # read as trans_b
