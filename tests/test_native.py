@@ -307,13 +307,16 @@ print('CACHE', entry.native.engine.from_cache)
     assert run()[0] == 'True'                 # rewritten after the recompile
 
 
-def test_training_still_correct_with_native_inference():
+def test_training_is_compiled_and_matches_eager():
     net = founding.make_models()['MLP']
     net.hybridize()
     x = np.random.uniform(size=(4, 20))
     net(x)                                     # compiled inference
     with autograd.record():
-        net(x).sum().backward()                # recorded: interpreter with the backward graph
+        net(x).sum().backward()                # compiled forward-with-saved-values + backward
+    (entry,) = [e for e in net._cached.values() if e._train]
+    (training,) = entry._train.values()
+    assert training is not None, entry.native_error
     g = net.out.weight.grad().asnumpy().copy()
     net.hybridize(active=False)
     with autograd.record():
