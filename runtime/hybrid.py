@@ -282,11 +282,13 @@ class GraphEntry:
             r._node = autograd.Node(_GraphGrad(self, env, k, wrt_nodes, parents), {}, (),
                                     r._data, parents)
 
-    def backward_graph(self, wrt_nodes):
-        key = tuple(wrt_nodes)
+    def backward_graph(self, wrt_nodes, k):
+        """The backward graph of output ``k`` alone: outputs the loss does not
+        use get no (zero) cotangent, which could turn into 0 * inf = NaN."""
+        key = (tuple(wrt_nodes), k)
         bwd = self._backward.get(key)
         if bwd is None:
-            bwd = build_backward(self.graph, self.outputs, wrt_nodes)
+            bwd = build_backward(self.graph, [self.outputs[k]], wrt_nodes)
             live = [n for n in bwd.outputs if n is not None]
             bwd.graph.graph.update(inputs=list(bwd.inputs), outputs=live, updates=[])
             bwd.graph, bwd.reports = optimize(bwd.graph, PassContext())
@@ -306,18 +308,11 @@ class _GraphGrad:
 
     def grad(self, ctx, g):
         entry = self.entry
-        bwd = entry.backward_graph(self.wrt_nodes)
-        values = []
-        for kind, ref in bwd.input_keys:
-            if kind == 'saved':
-                values.append(self.env[ref])
-            elif ref == self.k:
-                values.append(g._data)
-            else:
-                d = entry.graph.nodes[entry.outputs[ref]]
-                values.append(_onp.zeros(d['shape'], d['dtype']))
+        bwd = entry.backward_graph(self.wrt_nodes, self.k)
+        values = [self.env[ref] if kind == 'saved' else g._data for kind, ref in bwd.input_keys]
         training = entry._training(self.wrt_nodes)
-        outs = iter(training.bwd.run(values) if training is not None else bwd.program.run(values))
+        outs = iter(training.bwd[self.k].run(values) if training is not None
+                    else bwd.program.run(values))
         grads = []
         for n, parent in zip(bwd.outputs, self.parents):
             grads.append(wrap(next(outs)) if n is not None else None)
@@ -343,9 +338,12 @@ class _Training:
         from tracer.graph.ir import copy_graph
 
         from .executable import Executable
-        bwd = entry.backward_graph(wrt_nodes)
         g = entry.graph
-        saved = list(dict.fromkeys(ref for kind, ref in bwd.input_keys if kind == 'saved'))
+        bwds = [entry.backward_graph(wrt_nodes, k)
+                if _onp.dtype(g.nodes[o]['dtype']).kind == 'f' else None   # as _record
+                for k, o in enumerate(entry.outputs)]
+        saved = list(dict.fromkeys(ref for bwd in bwds if bwd is not None
+                                   for kind, ref in bwd.input_keys if kind == 'saved'))
         self.sources = [n for n in saved if g.nodes[n]['op'] in SOURCE_OPS]
         self.computed = [n for n in saved if n not in self.sources]
         fwd = copy_graph(g)
@@ -357,7 +355,8 @@ class _Training:
         fwd, _ = optimize(fwd, PassContext(disabled=keep_nodes))
         name = entry.block_name.lower()
         self.fwd = Executable(fwd, name=f'{name}_train')
-        self.bwd = Executable(bwd.graph, name=f'{name}_grad')
+        self.bwd = [Executable(bwd.graph, name=f'{name}_grad{k}') if bwd is not None else None
+                    for k, bwd in enumerate(bwds)]
         self.inputs = list(g.graph['inputs'])
         self.graph = g
 
