@@ -492,6 +492,12 @@ def call_fast(block, args):
     try:
         if len(args) == 1:
             d = args[0]._data
+            last = block._last                   # one-entry cache: the usual steady state
+            if last is not None and last[0] == d.shape and last[1] is d.dtype and \
+                    last[2] is _state.training and last[3] == _mode_version[0]:
+                out = last[4](args)
+                if out is not None:
+                    return out
             key = (d.shape, d.dtype, _state.training, _mode_version[0])
         else:
             key = (_state.training, _mode_version[0]) + tuple(
@@ -510,6 +516,8 @@ def call_fast(block, args):
         return out
     if fast is False:
         return call(block, args, {})
+    if len(args) == 1:
+        object.__setattr__(block, '_last', key + (fast,))
     out = fast(args)
     return call(block, args, {}) if out is None else out
 
@@ -532,6 +540,7 @@ def call(block, args, kwargs, push=True):
                           f'train)', stacklevel=3)
         del block._cached[key]
         block._fast.clear()
+        object.__setattr__(block, '_last', None)
         return call(block, args, kwargs, push=False) if push else call(block, args, kwargs, push)
     finally:
         if push:

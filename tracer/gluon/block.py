@@ -88,6 +88,7 @@ class Block:
         object.__setattr__(self, '_disabled_passes', frozenset())
         object.__setattr__(self, '_cached', collections.OrderedDict())  # signature -> entry
         object.__setattr__(self, '_fast', {})     # shapes/dtypes/mode -> native call path
+        object.__setattr__(self, '_last', None)   # the last (shape, dtype, mode, fast) used
         object.__setattr__(self, '_recompiles', 0)
 
     # ---------------------------------------------------------------- registration
@@ -321,6 +322,7 @@ class Block:
         for _, block in self._walk():
             block._cached.clear()
             block._fast.clear()
+            object.__setattr__(block, '_last', None)
             object.__setattr__(block, '_recompiles', 0)
 
     def to(self, device):
