@@ -3,7 +3,8 @@
     python benchmarks/passes.py
 
 For the founding document's models and a 12-block transformer encoder
-stack (d_model 256): time to trace and optimize (no execution), time per pass (median of 5 runs of the whole pipeline on
+stack (d_model 256): time to trace, optimize and compile (no execution; the
+disk cache is whatever TRACER_CACHE_DIR holds), time per pass (median of 5 runs of the whole pipeline on
 the traced graph), nodes before and after, fusion groups and distinct
 kernels.
 """
@@ -29,12 +30,12 @@ def measure(name, net, x):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         t = time.perf_counter()
-        hybrid._trace(net, (x,), {}, key, leaves, True)     # trace + passes, no execution
+        hybrid._trace(net, (x,), {}, key, leaves, True)     # trace, passes, LLVM; no run
         first_call = time.perf_counter() - t
         net(x)        # a model with a graph break compiles its children on this call
         ex = tracer.explain(net, x)
     for unit, graph in ex.graphs:
-        traced = next(e for e in _entries(net) if e.graph is graph).traced
+        traced = next(e for e in hybrid.graph_entries(net) if e.graph is graph).traced
         runs = []
         for _ in range(5):
             t = time.perf_counter()
@@ -46,20 +47,11 @@ def measure(name, net, x):
         per_pass = {}
         for r in reports:
             per_pass[r.name] = per_pass.get(r.name, 0.0) + r.seconds
-        print(f'{name + " / " + unit:<34} trace+passes {first_call * 1e3:7.1f} ms | passes '
+        print(f'{name + " / " + unit:<34} trace+passes+LLVM {first_call * 1e3:7.1f} ms | passes '
               f'{total * 1e3:6.1f} ms | nodes {traced.number_of_nodes():5} -> '
               f'{opt.number_of_nodes():5} | groups {fusion["groups"]:4} | kernels '
               f'{fusion["distinct_kernels"]:3}')
         print('    ' + '  '.join(f'{k} {v * 1e3:.1f}' for k, v in per_pass.items()) + '  (ms)')
-
-
-def _entries(block):
-    for _, b in block._walk():
-        for e in b._cached.values():
-            if e.kind == 'graph':
-                yield e
-            for step in getattr(e, 'plan', None) or []:
-                yield from (s for s in step._cached.values() if s.kind == 'graph')
 
 
 def main():

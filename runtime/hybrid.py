@@ -319,6 +319,24 @@ class _GraphGrad:
         return tuple(grads)
 
 
+def graph_entries(block):
+    """Every compiled graph a block's calls use: its own entries, the
+    specializations of guarded ones, the segments of a split Sequential and,
+    below a forward that runs eagerly, its children's."""
+    for _, b in block._walk():
+        for e in b._cached.values():
+            stack = [e]
+            while stack:
+                e = stack.pop()
+                if e.kind == 'graph':
+                    yield e
+                elif e.kind == 'variants':
+                    stack.extend(e.entries)
+                for step in getattr(e, 'plan', None) or []:
+                    if type(step) is _Run:
+                        stack.extend(step._cached.values())
+
+
 class _ProgramEnv:
     """Forward values kept by the interpreter, looked up by node."""
 

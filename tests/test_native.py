@@ -160,12 +160,8 @@ def test_founding_models_compiled_vs_eager(name):
 
 
 def _graph_entries(block):
-    for _, b in block._walk():
-        for e in b._cached.values():
-            if e.kind == 'graph':
-                yield e
-            for step in getattr(e, 'plan', None) or []:
-                yield from (s for s in step._cached.values() if s.kind == 'graph')
+    from runtime.hybrid import graph_entries
+    return list(graph_entries(block))
 
 
 def test_transformer_block_compiled_vs_eager():
