@@ -47,7 +47,10 @@ def emit_normalization(module, name, graph, gid, group, slot_of, W):
     adt = _dtype(graph, anchor)
     ext = externals(graph, prologue + [anchor] + epilogue, members)
     params = [s for _, s, _ in args[1:]]                      # layer_norm gamma, beta
-    row_ext = [s for s in ext if s not in params]
+    # sources read elementwise by the prologue/epilogue (gamma or beta may be too)
+    row_ext = [s for s in externals(graph, prologue + epilogue, members)]
+    if src not in prologue and src not in row_ext:
+        row_ext.append(src)
     strides = {s: broadcast_strides(_shape(graph, s), shape) for s in row_ext}
     out_strides = broadcast_strides(shape, shape)
     fn, b = new_function(module, name)
